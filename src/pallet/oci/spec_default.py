@@ -1,0 +1,129 @@
+"""The config.json that `pallet-runtime spec` writes (runtime-spec config.md).
+
+It mirrors `runc spec` so that bundles made by either runtime behave the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OCI_VERSION = "1.2.0"
+
+_DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+MASKED_PATHS = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+]
+
+READONLY_PATHS = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+]
+
+
+def default_spec(*, rootless: bool = False, terminal: bool = True) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        },
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+        },
+    ]
+    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+    linux: dict[str, Any] = {
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "namespaces": namespaces,
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
+    }
+    if rootless:
+        # An unprivileged user cannot mount sysfs, create devices or own cgroups: bind the
+        # host's /sys, map the caller to root, and leave resources out (as `runc spec
+        # --rootless` does).
+        import os
+
+        mounts = [m for m in mounts if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
+        mounts.append(
+            {
+                "destination": "/sys",
+                "type": "none",
+                "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+            }
+        )
+        for m in mounts:
+            if m["destination"] in ("/dev/pts", "/dev/mqueue"):
+                m["options"] = [o for o in m.get("options", []) if o != "gid=5"]
+        linux.pop("resources")
+        linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+        namespaces.remove({"type": "network"})
+        namespaces.append({"type": "user"})
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": terminal,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm",
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": list(_DEFAULT_CAPS),
+                "effective": list(_DEFAULT_CAPS),
+                "permitted": list(_DEFAULT_CAPS),
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "pallet",
+        "mounts": mounts,
+        "linux": linux,
+    }
