@@ -1,0 +1,131 @@
+"""Creating a container's cgroup, putting processes in it, listing and removing it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def host_hierarchies(mountinfo: str = MOUNTINFO) -> dict[str, str]:
+    """Hierarchy name -> mount point. v1 hierarchies are named by their controllers
+    ("cpu,cpuacct", "name=systemd"); the v2 one is named "" (unified)."""
+    out: dict[str, str] = {}
+    with open(mountinfo) as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, super_opts = fields[sep + 1], fields[sep + 3]
+            mountpoint = fields[4]
+            if fstype == "cgroup2":
+                out.setdefault("", mountpoint)
+            elif fstype == "cgroup":
+                names = [o for o in super_opts.split(",")
+                         if o not in ("rw", "ro") and not o.startswith(("release_agent=",
+                                                                        "clone_children"))]
+                out.setdefault(",".join(names), mountpoint)
+    return out
+
+
+def own_cgroups() -> dict[str, str]:
+    """Hierarchy name -> this process's cgroup path, from /proc/self/cgroup."""
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+    return out
+
+
+def resolve_path(cgroups_path: str, container_id: str, hierarchy: str,
+                 own: dict[str, str] | None = None) -> str:
+    """runtime-spec config-linux.md#cgroups-path: an absolute path is relative to the
+    hierarchy's root, a relative one to the runtime's own cgroup; unset means /<id>, as
+    runc does."""
+    if not cgroups_path:
+        return "/" + container_id
+    if cgroups_path.startswith("/"):
+        return os.path.normpath(cgroups_path)
+    base = (own if own is not None else own_cgroups()).get(hierarchy, "/")
+    return os.path.normpath(os.path.join(base, cgroups_path))
+
+
+class Manager:
+    """The container's directory in each hierarchy (`paths`: hierarchy -> absolute dir)."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.paths = paths
+
+    @classmethod
+    def for_config(cls, cgroups_path: str, container_id: str) -> Manager:
+        own = own_cgroups()
+        paths = {}
+        for name, mountpoint in host_hierarchies().items():
+            rel = resolve_path(cgroups_path, container_id, name, own)
+            paths[name] = os.path.join(mountpoint, rel.lstrip("/"))
+        return cls(paths)
+
+    def create(self) -> None:
+        for name, path in self.paths.items():
+            if "cpuset" in name.split(","):
+                _mkdir_cpuset(path)
+            else:
+                os.makedirs(path, exist_ok=True)
+
+    def add(self, pid: int) -> None:
+        for path in self.paths.values():
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+    def pids(self) -> list[int]:
+        for path in self.paths.values():
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    return [int(x) for x in f.read().split()]
+            except FileNotFoundError:
+                continue
+        return []
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self.paths.values())
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Remove the container's directories; processes that are still exiting can keep a
+        cgroup busy for a moment, so EBUSY is retried."""
+        deadline = time.monotonic() + timeout
+        for path in self.paths.values():
+            while True:
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise OSError(e.errno, f"remove cgroup {path}: {e.strerror}") from None
+                    time.sleep(0.01)
+
+
+def _mkdir_cpuset(path: str) -> None:
+    """A new v1 cpuset cgroup starts with empty cpus and mems and refuses tasks until both
+    are set: copy them down from the parent at each level created."""
+    parts = path.split("/")
+    for i in range(len(parts) - 1, 1, -1):
+        if os.path.isdir("/".join(parts[:i])):
+            start = i
+            break
+    else:
+        start = 2
+    for i in range(start, len(parts) + 1):
+        cur = "/".join(parts[:i])
+        if os.path.isdir(cur):
+            continue
+        os.mkdir(cur)
+        parent = "/".join(parts[: i - 1])
+        for knob in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(parent, knob)) as f:
+                value = f.read().strip()
+            with open(os.path.join(cur, knob), "w") as f:
+                f.write(value)

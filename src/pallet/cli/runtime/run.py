@@ -1,0 +1,111 @@
+"""`run`: create + start, then (unless detached) stay as the container's parent: forward
+signals, proxy the terminal when there is no console socket, and return its exit status."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pallet.errors import InvalidArgument
+from pallet.runtime import container
+from pallet.runtime.create import create
+
+if TYPE_CHECKING:
+    from pallet.cli.runtime.main import Context
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def run(ctx: Context, ns: argparse.Namespace, make_opts: Callable[..., Any]) -> int:
+    from pallet.oci import runtime_config
+
+    config = runtime_config.load(os.path.abspath(ns.bundle))
+    terminal = bool(config.get("process", {}).get("terminal"))
+    own_console = terminal and not ns.console_socket
+    if own_console and ns.detach:
+        raise InvalidArgument("run --detach with process.terminal needs --console-socket")
+    ours = theirs = None
+    if own_console:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    st = create(ctx.root, ns.id, make_opts(ns, subreaper=not ns.detach, console=theirs))
+    master = None
+    if ours is not None:
+        assert theirs is not None
+        theirs.close()
+        _, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+        master = fds[0]
+        ours.close()
+    try:
+        container.start(st)
+    except BaseException:
+        container.delete(st, force=True)
+        raise
+    if ns.detach:
+        return 0
+    pid = st.pid
+
+    def forward(sig: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    if master is not None:
+        _proxy(master, pid)
+    status = _wait(pid)
+    if not ns.keep:
+        container.delete(st, force=True)
+    return status
+
+
+def _wait(pid: int) -> int:
+    """Reap until the init is reaped: as subreaper we also inherit its orphans."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if got == pid:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
+                128 + os.WTERMSIG(status)
+
+
+def _proxy(master: int, pid: int) -> None:
+    import select
+    import termios
+    import tty
+
+    stdin = sys.stdin.fileno()
+    saved = None
+    if os.isatty(stdin):
+        saved = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+    try:
+        fds = [master, stdin]
+        while True:
+            ready, _, _ = select.select(fds, [], [])
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(sys.stdout.fileno(), data)
+            if stdin in ready:
+                data = os.read(stdin, 65536)
+                if not data:
+                    fds.remove(stdin)
+                else:
+                    os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        os.close(master)

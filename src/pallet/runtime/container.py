@@ -1,0 +1,132 @@
+"""The operations on an existing container (runtime.md#operations): state, start, kill,
+delete, and the wait that `run` needs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import sys
+import time
+
+from pallet import errors
+from pallet.cgroups import Manager
+from pallet.runtime import hooks
+from pallet.runtime.state import CREATED, PAUSED, RUNNING, STOPPED, ContainerState
+
+SIGNALS = {s.name: int(s) for s in signal.Signals if not s.name.startswith("SIG_")}
+
+
+def parse_signal(text: str) -> int:
+    """"KILL", "SIGKILL", "9" -> 9 (runc accepts all three)."""
+    if text.isdigit():
+        num = int(text)
+        if num <= 0 or num >= signal.NSIG:
+            raise errors.InvalidArgument(f"invalid signal {text!r}")
+        return num
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name not in SIGNALS:
+        raise errors.InvalidArgument(f"unknown signal {text!r}")
+    return SIGNALS[name]
+
+
+def start(st: ContainerState) -> None:
+    status = st.status()
+    if status != CREATED:
+        raise errors.FailedPrecondition(
+            f"cannot start container {st.id}: it is {status}, not created")
+    try:
+        fd = os.open(st.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise errors.FailedPrecondition(f"cannot start container {st.id}: already started") \
+            from None
+    try:
+        # The init opened the FIFO for writing as soon as it could; it now writes one byte.
+        # Waiting in slices lets us notice an init that died instead.
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                data = os.read(fd, 1)
+                if data:
+                    break
+                if not st.alive():
+                    raise errors.FailedPrecondition(
+                        f"cannot start container {st.id}: its init exited")
+                time.sleep(0.001)
+            elif not st.alive():
+                raise errors.FailedPrecondition(f"cannot start container {st.id}: its init exited")
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(st.fifo)
+    public = st.public()
+    try:
+        hooks.run_hooks(st.config, "poststart", public)
+    except errors.PalletError as e:
+        # runtime.md lifecycle step 9: a failed poststart hook stops the container.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(st.pid, signal.SIGKILL)
+        raise e.wrap(f"start {st.id}") from None
+
+
+def kill(st: ContainerState, sig: int, all_processes: bool = False) -> None:
+    status = st.status()
+    if status not in (CREATED, RUNNING, PAUSED):
+        raise errors.FailedPrecondition(f"container {st.id} is not running")
+    if all_processes:
+        for pid in Manager(st.record.get("cgroupPaths", {})).pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return
+    try:
+        os.kill(st.pid, sig)
+    except ProcessLookupError:
+        raise errors.FailedPrecondition(f"container {st.id} is not running") from None
+
+
+def _wait_gone(st: ContainerState, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while st.alive():
+        if time.monotonic() > deadline:
+            raise errors.Unavailable(f"container {st.id}: init did not exit after SIGKILL")
+        time.sleep(0.002)
+
+
+def delete(st: ContainerState, force: bool = False) -> None:
+    status = st.status()
+    if status in (RUNNING, PAUSED) and not force:
+        raise errors.FailedPrecondition(
+            f"cannot delete container {st.id} that is not stopped: {status}")
+    cg = Manager(st.record.get("cgroupPaths", {}))
+    if status != STOPPED:
+        if status == PAUSED:
+            _thaw(st)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(st.pid, signal.SIGKILL)
+        _wait_gone(st)
+    # Without a pid namespace the init's death does not take its descendants along.
+    for pid in cg.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        cg.destroy()
+    except OSError as e:
+        raise errors.Unavailable(f"delete {st.id}: {e}") from None
+    public = st.public()
+    shutil.rmtree(st.dir, ignore_errors=True)
+    try:
+        hooks.run_hooks(st.config, "poststop", public)
+    except errors.PalletError as e:
+        # runtime.md lifecycle step 13: a failed poststop hook is only a warning.
+        print(f"pallet-runtime: warning: {e}", file=sys.stderr)
+
+
+def _thaw(st: ContainerState) -> None:
+    path = st.record.get("cgroupPaths", {}).get("freezer")
+    if path:
+        with contextlib.suppress(OSError), open(os.path.join(path, "freezer.state"), "w") as f:
+            f.write("THAWED")

@@ -1,0 +1,513 @@
+"""`create`: build the container's environment and leave its init waiting on the exec FIFO.
+
+pallet-runtime is a fresh single-threaded interpreter on every call, so it forks directly
+(no re-exec). One SOCK_SEQPACKET socketpair carries the whole protocol:
+
+  parent (create)                stage-1 (intermediate)            init (container's pid 1)
+  ───────────────────────────────────────────────────────────────────────────────────────────
+  fork ───────────────────────▶  (waits)
+  put stage-1 in the cgroup
+  "go" ───────────────────────▶  setns(user) or unshare(NEWUSER)
+         ◀──────────────────────  "idmap"        (a new user namespace only)
+  write uid_map, gid_map
+  "idmap-done" ───────────────▶  setns(paths), unshare(the rest)
+                                 fork ────────────────────────────▶ (child of the new pid ns)
+         ◀──────────────────────  "pid" {pid}                       mounts, /dev, devices
+                                 _exit(0)
+         ◀─────────────────────────────────────────────────────────  "hooks"
+  prestart, createRuntime hooks
+  "hooks-done" {state} ───────────────────────────────────────────▶ createContainer hooks,
+                                                                    pivot_root, console, hostname,
+                                                                    sysctl, ro/masked paths,
+                                                                    rlimits, fds, user, caps, nnp
+         ◀─────────────────────────────────────────────────────────  "ready"
+  write state.json, pid file;                                     open(exec.fifo, O_WRONLY)
+  exit                                                            blocks until `start` reads;
+                                                                  startContainer hooks, execve
+  Any stage may instead send "error" {kind, message} and exit: the parent kills what was
+  started, removes the cgroup and the state directory, and reports the message.
+
+Why this order: the cgroup is joined before any namespace so the kernel charges everything
+from the first page; the user namespace comes first so the other namespaces are owned by it;
+pid and time namespaces only apply to children, hence the second fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pallet import errors
+from pallet.cgroups import Manager
+from pallet.linux import libc
+from pallet.oci import runtime_config
+from pallet.runtime import hooks, process, sync
+from pallet.runtime.rootfs import RootfsSetup
+from pallet.runtime.state import (
+    CREATED,
+    CREATING,
+    ContainerState,
+    check_id,
+    now_rfc3339,
+    proc_start_time,
+    write_atomic,
+)
+
+NS_FLAGS = {
+    "user": libc.CLONE_NEWUSER,
+    "pid": libc.CLONE_NEWPID,
+    "network": libc.CLONE_NEWNET,
+    "mount": libc.CLONE_NEWNS,
+    "ipc": libc.CLONE_NEWIPC,
+    "uts": libc.CLONE_NEWUTS,
+    "cgroup": libc.CLONE_NEWCGROUP,
+    "time": libc.CLONE_NEWTIME,
+}
+# Joining by path: the mount namespace last, since it changes how later paths resolve.
+JOIN_ORDER = ("ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+SYS_keyctl = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+@dataclass
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    # `run` keeps the init as its child (subreaper) and may bring its own console socket.
+    subreaper: bool = False
+    console: socket.socket | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _ChildError(Exception):
+    pass
+
+
+def _error_from(msg: dict[str, Any]) -> errors.PalletError:
+    kind = msg.get("kind", "system")
+    cls = {c.kind: c for c in (errors.NotFound, errors.AlreadyExists, errors.InvalidArgument,
+                               errors.FailedPrecondition)}.get(kind, errors.SystemError_)
+    return cls(msg.get("message", "container init failed"))
+
+
+def _check_config(config: dict[str, Any], bundle: str) -> str:
+    """What can be refused before anything is created."""
+    rootfs = os.path.join(bundle, config["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise errors.InvalidArgument(f"root.path {rootfs}: not a directory")
+    if "process" not in config:
+        raise errors.InvalidArgument("config.json: process is required to create a container")
+    nss = runtime_config.namespaces(config)
+    linux = config.get("linux", {})
+    if config.get("hostname") and "uts" not in nss:
+        raise errors.InvalidArgument("hostname: setting it needs a private UTS namespace")
+    if config.get("domainname") and "uts" not in nss:
+        raise errors.InvalidArgument("domainname: setting it needs a private UTS namespace")
+    for key in linux.get("sysctl", {}):
+        _check_sysctl(key, nss)
+    for r in config["process"].get("rlimits", []):
+        process.rlimit_number(r["type"])
+    if linux.get("seccomp"):
+        raise errors.InvalidArgument("linux.seccomp is not supported by this pallet-runtime yet")
+    for t, path in nss.items():
+        if path and not os.path.exists(path):
+            raise errors.NotFound(f"linux.namespaces: {t} namespace path {path} does not exist")
+        if t == "time" and not os.path.exists("/proc/self/ns/time"):
+            raise errors.InvalidArgument("linux.namespaces: time namespaces need Linux 5.6")
+    if ("user" in nss and not nss["user"]) and not linux.get("uidMappings"):
+        raise errors.InvalidArgument("linux.uidMappings: a new user namespace needs mappings")
+    if config["process"].get("terminal") is None:
+        pass
+    return os.path.realpath(rootfs)
+
+
+def _check_sysctl(key: str, nss: dict[str, str]) -> None:
+    """Only namespaced sysctls may be set, and only when the container has that namespace
+    (config-linux.md#sysctl leaves this to the runtime; runc's rules)."""
+    ipc = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+           "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+    if key in ipc or key.startswith("fs.mqueue."):
+        if "ipc" in nss:
+            return
+        raise errors.InvalidArgument(f"sysctl {key!r} needs a private IPC namespace")
+    if key.startswith("net."):
+        if "network" in nss:
+            return
+        raise errors.InvalidArgument(f"sysctl {key!r} needs a private network namespace")
+    if key in ("kernel.hostname", "kernel.domainname"):
+        raise errors.InvalidArgument(f"sysctl {key!r}: use the hostname/domainname fields")
+    raise errors.InvalidArgument(f"sysctl {key!r} is not namespaced: it would change the host")
+
+
+def create(root: str, container_id: str, opts: CreateOptions) -> ContainerState:
+    check_id(container_id)
+    bundle = os.path.abspath(opts.bundle)
+    config = runtime_config.load(bundle)
+    rootfs = _check_config(config, bundle)
+    if config["process"].get("terminal") and not (opts.console_socket or opts.console):
+        raise errors.InvalidArgument("process.terminal is set: --console-socket is required")
+    if not config["process"].get("terminal") and opts.console_socket:
+        raise errors.InvalidArgument("--console-socket given but process.terminal is false")
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    state_dir = os.path.join(root, container_id)
+    try:
+        os.mkdir(state_dir, 0o711)
+    except FileExistsError:
+        raise errors.AlreadyExists(f"container with id {container_id} already exists") from None
+
+    cg = Manager.for_config(config.get("linux", {}).get("cgroupsPath", ""), container_id)
+    record: dict[str, Any] = {
+        "ociVersion": config["ociVersion"],
+        "id": container_id,
+        "pid": 0,
+        "bundle": bundle,
+        "rootfs": rootfs,
+        "created": now_rfc3339(),
+        "owner": "",
+        "annotations": config.get("annotations", {}),
+        "cgroupPaths": cg.paths,
+        "config": config,
+    }
+    state = ContainerState(root, container_id, record)
+    run = _Creation(state, cg, opts)
+    try:
+        run.start()
+    except BaseException as e:
+        run.undo()
+        if isinstance(e, errors.PalletError):
+            raise
+        if isinstance(e, OSError):
+            raise errors.SystemError_(str(e)) from None
+        raise
+    return state
+
+
+class _Creation:
+    """The parent's side of the protocol, and its rollback."""
+
+    def __init__(self, state: ContainerState, cg: Manager, opts: CreateOptions) -> None:
+        self.state = state
+        self.cg = cg
+        self.opts = opts
+        self.stage1 = 0
+        self.init_pid = 0
+
+    def start(self) -> None:
+        st, opts = self.state, self.opts
+        os.mkfifo(st.fifo, 0o622)
+        os.chmod(st.fifo, 0o622)
+        self.cg.create()
+        console = opts.console
+        if opts.console_socket:
+            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                console.connect(opts.console_socket)
+            except OSError as e:
+                raise errors.InvalidArgument(
+                    f"--console-socket {opts.console_socket}: {e.strerror}") from None
+        parent_sock, child_sock = sync.pair()
+        if opts.subreaper:
+            libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+        for fd in range(3, 3 + opts.preserve_fds):
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                raise errors.InvalidArgument(f"--preserve-fds: fd {fd} is not open") from None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child_main(parent_sock, child_sock, st, opts, console, self.cg.paths)
+        self.stage1 = pid
+        child_sock.close()
+        if console is not None and opts.console is None:
+            console.close()
+        with parent_sock:
+            self.cg.add(pid)
+            sync.send(parent_sock, "go")
+            self._serve(parent_sock)
+        st.record["pid"] = self.init_pid
+        st.record["initStartTime"] = proc_start_time(self.init_pid)
+        st.save()
+        if opts.pid_file:
+            write_atomic(os.path.abspath(opts.pid_file), f"{self.init_pid}".encode(), 0o644)
+
+    def _serve(self, sock: socket.socket) -> None:
+        config = self.state.config
+        while True:
+            msg = sync.recv(sock)
+            if msg is None:
+                raise errors.SystemError_("container init exited before it was ready")
+            kind = msg["type"]
+            if kind == "error":
+                raise _error_from(msg)
+            if kind == "idmap":
+                _write_idmaps(msg["pid"], config)
+                sync.send(sock, "idmap-done")
+            elif kind == "pid":
+                self.init_pid = msg["pid"]
+                _reap(self.stage1)
+                self.stage1 = 0
+            elif kind == "hooks":
+                public = self.state.public()
+                public.update(status=CREATING, pid=self.init_pid)
+                hooks.run_hooks(config, "prestart", public)
+                hooks.run_hooks(config, "createRuntime", public)
+                public["status"] = CREATED
+                sync.send(sock, "hooks-done", state=public)
+            elif kind == "ready":
+                return
+            else:
+                raise errors.SystemError_(f"sync: unexpected message {kind!r}")
+
+    def undo(self) -> None:
+        if self.init_pid:
+            _kill_and_wait(self.init_pid)
+        if self.stage1:
+            with contextlib.suppress(OSError):
+                os.kill(self.stage1, signal.SIGKILL)
+            _reap(self.stage1)
+        with contextlib.suppress(OSError):
+            for pid in self.cg.pids():
+                _kill_and_wait(pid)
+            self.cg.destroy()
+        shutil.rmtree(self.state.dir, ignore_errors=True)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while proc_start_time(pid) is not None and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        time.sleep(0.005)
+
+
+def _write_idmaps(pid: int, config: dict[str, Any]) -> None:
+    linux = config.get("linux", {})
+
+    def fmt(maps: list[dict[str, int]]) -> str:
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+
+    if os.geteuid() != 0:
+        # An unprivileged writer of gid_map must first give up setgroups (user_namespaces(7)).
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+    for name, key in (("uid_map", "uidMappings"), ("gid_map", "gidMappings")):
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(fmt(linux.get(key, [])))
+        except OSError as e:
+            raise errors.InvalidArgument(f"linux.{key}: writing {name}: {e.strerror}") from None
+
+
+# --- the children ------------------------------------------------------------------------
+
+
+def _child_main(parent_sock: socket.socket, sock: socket.socket, st: ContainerState,
+                opts: CreateOptions, console: socket.socket | None,
+                cgroup_paths: dict[str, str]) -> None:
+    """Stage-1 and (after the second fork) init. Never returns: every path ends in
+    os._exit or execve, and any exception goes back to the parent as a message."""
+    gc.disable()
+    try:
+        parent_sock.close()
+        _stage1(sock, st, opts, console, cgroup_paths)
+        os._exit(0)
+    except BaseException as e:
+        _report(sock, e)
+        os._exit(1)
+
+
+def _report(sock: socket.socket, e: BaseException) -> None:
+    if isinstance(e, errors.PalletError):
+        kind, message = e.kind, e.message
+    elif isinstance(e, OSError):
+        kind, message = "system", e.strerror if e.strerror and not e.filename else str(e)
+        if e.filename:
+            message = f"{e.filename}: {e.strerror}"
+    else:
+        kind, message = "system", f"{type(e).__name__}: {e}"
+    with contextlib.suppress(OSError):
+        sync.send(sock, "error", kind=kind, message=message)
+
+
+def _stage1(sock: socket.socket, st: ContainerState, opts: CreateOptions,
+            console: socket.socket | None, cgroup_paths: dict[str, str]) -> None:
+    config = st.config
+    sync.expect(sock, "go")
+    nss = runtime_config.namespaces(config)
+    if "user" in nss:
+        if nss["user"]:
+            _join(nss["user"], "user")
+        else:
+            libc.unshare(libc.CLONE_NEWUSER)
+            sync.send(sock, "idmap", pid=os.getpid())
+            sync.expect(sock, "idmap-done")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+    for t in JOIN_ORDER:
+        if nss.get(t):
+            _join(nss[t], t)
+    flags = 0
+    for t, path in nss.items():
+        if not path and t != "user":
+            flags |= NS_FLAGS[t]
+    if flags:
+        libc.unshare(flags)
+    if "time" in nss and not nss["time"]:
+        _write_time_offsets(config.get("linux", {}).get("timeOffsets", {}))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _init(sock, st, opts, console, cgroup_paths, nss)
+        except BaseException as e:
+            _report(sock, e)
+        os._exit(1)
+    sync.send(sock, "pid", pid=pid)
+
+
+def _join(path: str, t: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, NS_FLAGS[t], f"{t} namespace {path}")
+    finally:
+        os.close(fd)
+
+
+def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
+                    for clock, o in offsets.items())
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(lines)
+
+
+def _init(sock: socket.socket, st: ContainerState, opts: CreateOptions,
+          console: socket.socket | None, cgroup_paths: dict[str, str],
+          nss: dict[str, str]) -> None:
+    config = st.config
+    proc = config["process"]
+    linux = config.get("linux", {})
+    setup = RootfsSetup(config, st.record["bundle"], userns="user" in nss,
+                        new_netns=("network" in nss and not nss["network"]),
+                        cgroup_paths=cgroup_paths, cgroupns="cgroup" in nss)
+    if not opts.no_new_keyring:
+        _join_session_keyring(st.id)
+    setup.prepare()
+    fifo_fd = os.open(st.fifo, os.O_PATH | os.O_CLOEXEC)
+    if proc.get("terminal"):
+        setup.prepare_console()
+    sync.send(sock, "hooks")
+    state = sync.expect(sock, "hooks-done")["state"]
+    hooks.run_hooks(config, "createContainer", state)
+    setup.pivot(opts.no_pivot)
+    if proc.get("terminal"):
+        assert console is not None
+        _setup_console(console, proc.get("consoleSize"))
+    else:
+        os.setsid()
+    setup.finalize()
+    if config.get("hostname"):
+        socket.sethostname(config["hostname"])
+    if config.get("domainname"):
+        libc.setdomainname(config["domainname"])
+    for key, value in linux.get("sysctl", {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    setup.readonly_paths()
+    setup.masked_paths()
+    if "oomScoreAdj" in proc:
+        process.set_oom_score_adj(proc["oomScoreAdj"])
+    process.set_rlimits(proc.get("rlimits", []))
+    keep = {0, 1, 2, sock.fileno(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
+    process.close_fds_except(keep)
+    env = process.env_map(proc.get("env", []))
+    uid = proc.get("user", {}).get("uid", 0)
+    try:
+        os.chdir(proc["cwd"])
+        cwd_done = True
+    except PermissionError:
+        cwd_done = False
+    except FileNotFoundError:
+        raise errors.InvalidArgument(f"process.cwd {proc['cwd']}: no such directory") from None
+    process.drop_privileges(proc)
+    if not cwd_done:
+        os.chdir(proc["cwd"])
+    # A cwd reached through a leaked fd would lie outside the root: getcwd then fails.
+    os.getcwd()
+    if "umask" in proc.get("user", {}):
+        os.umask(proc["user"]["umask"])
+    if proc.get("noNewPrivileges"):
+        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+    env.setdefault("HOME", process.home_of(uid))
+    if "PATH" not in env:
+        env["PATH"] = process.DEFAULT_PATH
+    path = process.lookpath(proc["args"][0], env)
+    sync.send(sock, "ready")
+    sock.close()
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+    if config.get("hooks", {}).get("startContainer"):
+        state["status"] = CREATED
+        try:
+            hooks.run_hooks(config, "startContainer", state)
+        except errors.PalletError as e:
+            os.write(2, f"pallet-runtime: {e}\n".encode())
+            os._exit(1)
+    process.reset_signals()
+    try:
+        os.execve(path, proc["args"], env)
+    except OSError as e:
+        os.write(2, f"pallet-runtime: exec {proc['args'][0]}: {e.strerror}\n".encode())
+        os._exit(127)
+
+
+def _join_session_keyring(container_id: str) -> None:
+    import ctypes
+
+    lib = ctypes.CDLL(None, use_errno=True)
+    # Errors are ignored as runc does where keyrings are unavailable (ENOSYS, EACCES).
+    lib.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, f"_ses.{container_id}".encode())
+
+
+def _setup_console(console: socket.socket, size: dict[str, int] | None) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+    if os.path.exists("/dev/console"):
+        libc.mount(name, "/dev/console", None, 4096)  # MS_BIND
+    socket.send_fds(console, [name.encode()], [master])
+    os.close(master)
+    console.close()
+    os.login_tty(slave)
+
+

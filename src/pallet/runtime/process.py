@@ -1,0 +1,133 @@
+"""The container process's own setup, in the init (and later exec) process: rlimits, OOM
+score, user and groups, capabilities, no_new_privs, fds, signals, and the final execve."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import signal
+from typing import Any
+
+from pallet.errors import InvalidArgument, NotFound
+from pallet.linux import caps, libc
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def rlimit_number(name: str) -> int:
+    num = getattr(resource, name, None)
+    if not name.startswith("RLIMIT_") or num is None:
+        raise InvalidArgument(f"process.rlimits: unknown rlimit type {name!r}")
+    return num
+
+
+def set_rlimits(rlimits: list[dict[str, Any]]) -> None:
+    for r in rlimits:
+        num = rlimit_number(r["type"])
+        try:
+            resource.prlimit(0, num, (r["soft"], r["hard"]))
+        except (OSError, ValueError) as e:
+            why = e.strerror if isinstance(e, OSError) else str(e)
+            raise InvalidArgument(
+                f"process.rlimits: cannot set {r['type']} to soft {r['soft']} hard {r['hard']}:"
+                f" {why}"
+            ) from None
+
+
+def set_oom_score_adj(value: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise InvalidArgument(
+            f"process.oomScoreAdj: cannot set {value}: {e.strerror}"
+            + (" (lowering it needs CAP_SYS_RESOURCE)" if e.errno in (errno.EACCES, errno.EPERM)
+               else "")
+        ) from None
+
+
+def env_map(env: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env:
+        k, sep, v = item.partition("=")
+        if sep and k:
+            out[k] = v
+    return out
+
+
+def home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, as runc sets it when env lacks it."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5]
+    except OSError:
+        pass
+    return "/"
+
+
+def lookpath(name: str, env: dict[str, str]) -> str:
+    if "/" in name:
+        if not os.path.exists(name):
+            raise NotFound(f"exec: {name!r}: no such file or directory")
+        return name
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
+        candidate = os.path.join(d or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise NotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def drop_privileges(process: dict[str, Any]) -> None:
+    """Bounding set, then user and groups with keepcaps, then the other four sets: the
+    bounding set needs CAP_SETPCAP, which the setuid may take away (runc's
+    finalizeNamespace order)."""
+    capabilities = process.get("capabilities") or {}
+    last = caps.last_cap()
+    masks = {s: caps.mask(capabilities.get(s), last) for s in caps.SETS}
+    caps.drop_bounding(masks["bounding"], last)
+    user = process.get("user", {})
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    libc.prctl(libc.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups(user.get("additionalGids") or [])
+    except OSError as e:
+        # In a user namespace whose setgroups is "deny", groups cannot be set at all.
+        if e.errno != errno.EPERM or user.get("additionalGids"):
+            raise OSError(e.errno, f"setgroups: {e.strerror}") from None
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise InvalidArgument(f"process.user: cannot become {uid}:{gid}: {e.strerror} "
+                              "(is it mapped in the user namespace?)") from None
+    libc.prctl(libc.PR_SET_KEEPCAPS, 0)
+    caps.apply(masks["effective"], masks["permitted"], masks["inheritable"], masks["ambient"],
+               last)
+
+
+def close_fds_except(keep: set[int]) -> None:
+    """Close every fd of this process but `keep`: an fd left open on a host directory is
+    a way out of the rootfs (CVE-2024-21626 class)."""
+    lo = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        if fd > lo:
+            os.closerange(lo, fd)
+        lo = fd + 1
+    libc.close_range(lo)
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; ignored signals survive
+    execve, so every disposition goes back to the default and the mask is cleared."""
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
