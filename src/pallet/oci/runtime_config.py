@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from pallet.errors import InvalidArgument, NotFound
 
-Config = dict[str, Any]
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    Config = dict[str, Any]
 
 SUPPORTED_MAJOR = 1
 

@@ -5,7 +5,10 @@ It mirrors `runc spec` so that bundles made by either runtime behave the same.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.2.0"
 

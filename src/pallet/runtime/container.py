@@ -3,27 +3,35 @@ delete, and the wait that `run` needs."""
 
 from __future__ import annotations
 
-import contextlib
+import _signal
 import os
 import select
-import shutil
-import signal
 import sys
 import time
 
 from pallet import errors
 from pallet.cgroups import Manager
 from pallet.runtime import hooks
-from pallet.runtime.state import CREATED, PAUSED, RUNNING, STOPPED, ContainerState
+from pallet.runtime.lite import suppress
+from pallet.runtime.state import (
+    CREATED,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    ContainerState,
+    remove_state_dir,
+)
 
-SIGNALS = {s.name: int(s) for s in signal.Signals if not s.name.startswith("SIG_")}
+# From _signal rather than signal: the enum module costs ms on every runtime call.
+SIGNALS = {n: getattr(_signal, n) for n in dir(_signal)
+           if n.startswith("SIG") and not n.startswith("SIG_")}
 
 
 def parse_signal(text: str) -> int:
     """"KILL", "SIGKILL", "9" -> 9 (runc accepts all three)."""
     if text.isdigit():
         num = int(text)
-        if num <= 0 or num >= signal.NSIG:
+        if num <= 0 or num >= _signal.NSIG:
             raise errors.InvalidArgument(f"invalid signal {text!r}")
         return num
     name = text.upper()
@@ -61,15 +69,15 @@ def start(st: ContainerState) -> None:
                 raise errors.FailedPrecondition(f"cannot start container {st.id}: its init exited")
     finally:
         os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(st.fifo)
     public = st.public()
     try:
         hooks.run_hooks(st.config, "poststart", public)
     except errors.PalletError as e:
         # runtime.md lifecycle step 9: a failed poststart hook stops the container.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(st.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):
+            os.kill(st.pid, _signal.SIGKILL)
         raise e.wrap(f"start {st.id}") from None
 
 
@@ -79,7 +87,7 @@ def kill(st: ContainerState, sig: int, all_processes: bool = False) -> None:
         raise errors.FailedPrecondition(f"container {st.id} is not running")
     if all_processes:
         for pid in Manager(st.record.get("cgroupPaths", {})).pids():
-            with contextlib.suppress(ProcessLookupError):
+            with suppress(ProcessLookupError):
                 os.kill(pid, sig)
         return
     try:
@@ -105,19 +113,19 @@ def delete(st: ContainerState, force: bool = False) -> None:
     if status != STOPPED:
         if status == PAUSED:
             _thaw(st)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(st.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):
+            os.kill(st.pid, _signal.SIGKILL)
         _wait_gone(st)
     # Without a pid namespace the init's death does not take its descendants along.
     for pid in cg.pids():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):
+            os.kill(pid, _signal.SIGKILL)
     try:
         cg.destroy()
     except OSError as e:
         raise errors.Unavailable(f"delete {st.id}: {e}") from None
     public = st.public()
-    shutil.rmtree(st.dir, ignore_errors=True)
+    remove_state_dir(st.dir)
     try:
         hooks.run_hooks(st.config, "poststop", public)
     except errors.PalletError as e:
@@ -128,5 +136,5 @@ def delete(st: ContainerState, force: bool = False) -> None:
 def _thaw(st: ContainerState) -> None:
     path = st.record.get("cgroupPaths", {}).get("freezer")
     if path:
-        with contextlib.suppress(OSError), open(os.path.join(path, "freezer.state"), "w") as f:
+        with suppress(OSError), open(os.path.join(path, "freezer.state"), "w") as f:
             f.write("THAWED")

@@ -34,22 +34,19 @@ pid and time namespaces only apply to children, hence the second fork.
 
 from __future__ import annotations
 
-import contextlib
+import _signal
+import _socket
 import gc
 import os
-import shutil
-import signal
-import socket
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from pallet import errors
 from pallet.cgroups import Manager
 from pallet.linux import libc
 from pallet.oci import runtime_config
 from pallet.runtime import hooks, process, sync
+from pallet.runtime.lite import suppress
 from pallet.runtime.rootfs import RootfsSetup
 from pallet.runtime.state import (
     CREATED,
@@ -58,8 +55,14 @@ from pallet.runtime.state import (
     check_id,
     now_rfc3339,
     proc_start_time,
+    remove_state_dir,
     write_atomic,
 )
+
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
+if TYPE_CHECKING:
+    from typing import Any
 
 NS_FLAGS = {
     "user": libc.CLONE_NEWUSER,
@@ -78,18 +81,22 @@ SYS_keyctl = 250
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
-@dataclass
 class CreateOptions:
-    bundle: str
-    pid_file: str | None = None
-    console_socket: str | None = None
-    preserve_fds: int = 0
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    # `run` keeps the init as its child (subreaper) and may bring its own console socket.
-    subreaper: bool = False
-    console: socket.socket | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    """runc's create flags. `run` also keeps the init as its child (subreaper) and may
+    bring its own console socket."""
+
+    def __init__(self, bundle: str, pid_file: str | None = None,
+                 console_socket: str | None = None, preserve_fds: int = 0,
+                 no_pivot: bool = False, no_new_keyring: bool = False,
+                 subreaper: bool = False, console: _socket.socket | None = None) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.preserve_fds = preserve_fds
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.subreaper = subreaper
+        self.console = console
 
 
 class _ChildError(Exception):
@@ -212,7 +219,7 @@ class _Creation:
         self.cg.create()
         console = opts.console
         if opts.console_socket:
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             try:
                 console.connect(opts.console_socket)
             except OSError as e:
@@ -245,7 +252,7 @@ class _Creation:
         if opts.pid_file:
             write_atomic(os.path.abspath(opts.pid_file), f"{self.init_pid}".encode(), 0o644)
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: _socket.socket) -> None:
         config = self.state.config
         while True:
             msg = sync.recv(sock)
@@ -277,27 +284,27 @@ class _Creation:
         if self.init_pid:
             _kill_and_wait(self.init_pid)
         if self.stage1:
-            with contextlib.suppress(OSError):
-                os.kill(self.stage1, signal.SIGKILL)
+            with suppress(OSError):
+                os.kill(self.stage1, _signal.SIGKILL)
             _reap(self.stage1)
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             for pid in self.cg.pids():
                 _kill_and_wait(pid)
             self.cg.destroy()
-        shutil.rmtree(self.state.dir, ignore_errors=True)
+        remove_state_dir(self.state.dir)
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
 
 def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    with suppress(ProcessLookupError):
+        os.kill(pid, _signal.SIGKILL)
     deadline = time.monotonic() + timeout
     while proc_start_time(pid) is not None and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
+        with suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0]:
                 return
         time.sleep(0.005)
@@ -324,8 +331,8 @@ def _write_idmaps(pid: int, config: dict[str, Any]) -> None:
 # --- the children ------------------------------------------------------------------------
 
 
-def _child_main(parent_sock: socket.socket, sock: socket.socket, st: ContainerState,
-                opts: CreateOptions, console: socket.socket | None,
+def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: ContainerState,
+                opts: CreateOptions, console: _socket.socket | None,
                 cgroup_paths: dict[str, str]) -> None:
     """Stage-1 and (after the second fork) init. Never returns: every path ends in
     os._exit or execve, and any exception goes back to the parent as a message."""
@@ -339,7 +346,7 @@ def _child_main(parent_sock: socket.socket, sock: socket.socket, st: ContainerSt
         os._exit(1)
 
 
-def _report(sock: socket.socket, e: BaseException) -> None:
+def _report(sock: _socket.socket, e: BaseException) -> None:
     if isinstance(e, errors.PalletError):
         kind, message = e.kind, e.message
     elif isinstance(e, OSError):
@@ -348,12 +355,12 @@ def _report(sock: socket.socket, e: BaseException) -> None:
             message = f"{e.filename}: {e.strerror}"
     else:
         kind, message = "system", f"{type(e).__name__}: {e}"
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         sync.send(sock, "error", kind=kind, message=message)
 
 
-def _stage1(sock: socket.socket, st: ContainerState, opts: CreateOptions,
-            console: socket.socket | None, cgroup_paths: dict[str, str]) -> None:
+def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
+            console: _socket.socket | None, cgroup_paths: dict[str, str]) -> None:
     config = st.config
     sync.expect(sock, "go")
     nss = runtime_config.namespaces(config)
@@ -403,8 +410,8 @@ def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
             f.write(lines)
 
 
-def _init(sock: socket.socket, st: ContainerState, opts: CreateOptions,
-          console: socket.socket | None, cgroup_paths: dict[str, str],
+def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
+          console: _socket.socket | None, cgroup_paths: dict[str, str],
           nss: dict[str, str]) -> None:
     config = st.config
     proc = config["process"]
@@ -429,7 +436,7 @@ def _init(sock: socket.socket, st: ContainerState, opts: CreateOptions,
         os.setsid()
     setup.finalize()
     if config.get("hostname"):
-        socket.sethostname(config["hostname"])
+        _socket.sethostname(config["hostname"])
     if config.get("domainname"):
         libc.setdomainname(config["domainname"])
     for key, value in linux.get("sysctl", {}).items():
@@ -493,7 +500,7 @@ def _join_session_keyring(container_id: str) -> None:
     lib.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, f"_ses.{container_id}".encode())
 
 
-def _setup_console(console: socket.socket, size: dict[str, int] | None) -> None:
+def _setup_console(console: _socket.socket, size: dict[str, int] | None) -> None:
     import fcntl
     import struct
     import termios
@@ -505,7 +512,7 @@ def _setup_console(console: socket.socket, size: dict[str, int] | None) -> None:
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
     if os.path.exists("/dev/console"):
         libc.mount(name, "/dev/console", None, 4096)  # MS_BIND
-    socket.send_fds(console, [name.encode()], [master])
+    sync.send_fds(console, name.encode(), [master])
     os.close(master)
     console.close()
     os.login_tty(slave)

@@ -4,9 +4,13 @@ hook's own args and env, and its timeout."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pallet.errors import FailedPrecondition
+
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
+if TYPE_CHECKING:
+    from typing import Any
 
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")

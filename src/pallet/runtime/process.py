@@ -3,14 +3,18 @@ score, user and groups, capabilities, no_new_privs, fds, signals, and the final 
 
 from __future__ import annotations
 
+import _signal
 import errno
 import os
 import resource
-import signal
-from typing import Any
 
 from pallet.errors import InvalidArgument, NotFound
 from pallet.linux import caps, libc
+
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -123,11 +127,11 @@ def close_fds_except(keep: set[int]) -> None:
 def reset_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; ignored signals survive
     execve, so every disposition goes back to the default and the mask is cleared."""
-    for sig in range(1, signal.NSIG):
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
+    for sig in range(1, _signal.NSIG):
+        if sig in (_signal.SIGKILL, _signal.SIGSTOP):
             continue
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            _signal.signal(sig, _signal.SIG_DFL)
         except (OSError, ValueError):
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])

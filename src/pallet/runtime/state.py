@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
-from typing import Any
 
 from pallet.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 
-# runc's rule for ids: a name that is also a safe directory name.
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's rule for ids (^[\w+-.]+$): a name that is also a safe directory name.
+_ID_EXTRA = frozenset("_+-.")
 
 CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
 
 
 def check_id(container_id: str) -> None:
-    if not container_id or not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if (not container_id or container_id in (".", "..")
+            or not all(c.isalnum() or c in _ID_EXTRA for c in container_id)):
         raise InvalidArgument(f"invalid container id {container_id!r}: use letters, digits "
                               "and _ + - .")
 
@@ -151,3 +155,20 @@ def list_ids(root: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n for n in names if os.path.exists(os.path.join(root, n, STATE_FILE)))
+
+
+def remove_state_dir(path: str) -> None:
+    """The state directory is flat (state.json, exec.fifo, temp files): no shutil needed."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

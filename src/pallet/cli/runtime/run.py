@@ -3,27 +3,30 @@ signals, proxy the terminal when there is no console socket, and return its exit
 
 from __future__ import annotations
 
-import argparse
-import contextlib
+import _signal
+import _socket
 import os
-import signal
-import socket
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from pallet.errors import InvalidArgument
-from pallet.runtime import container
+from pallet.runtime import container, sync
 from pallet.runtime.create import create
+from pallet.runtime.lite import suppress
+
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from pallet.cli.runtime.flags import Namespace
     from pallet.cli.runtime.main import Context
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
+             _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT)
 
 
-def run(ctx: Context, ns: argparse.Namespace, make_opts: Callable[..., Any]) -> int:
+def run(ctx: Context, ns: Namespace, make_opts: Callable[..., Any]) -> int:
     from pallet.oci import runtime_config
 
     config = runtime_config.load(os.path.abspath(ns.bundle))
@@ -33,13 +36,13 @@ def run(ctx: Context, ns: argparse.Namespace, make_opts: Callable[..., Any]) -> 
         raise InvalidArgument("run --detach with process.terminal needs --console-socket")
     ours = theirs = None
     if own_console:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     st = create(ctx.root, ns.id, make_opts(ns, subreaper=not ns.detach, console=theirs))
     master = None
     if ours is not None:
         assert theirs is not None
         theirs.close()
-        _, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+        _, fds = sync.recv_fds(ours, 4096, 1)
         master = fds[0]
         ours.close()
     try:
@@ -52,11 +55,11 @@ def run(ctx: Context, ns: argparse.Namespace, make_opts: Callable[..., Any]) -> 
     pid = st.pid
 
     def forward(sig: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, sig)
 
     for sig in FORWARDED:
-        signal.signal(sig, forward)
+        _signal.signal(sig, forward)
     if master is not None:
         _proxy(master, pid)
     status = _wait(pid)

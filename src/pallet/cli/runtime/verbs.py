@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from typing import TYPE_CHECKING
 
 from pallet.errors import AlreadyExists
 from pallet.runtime import container
 from pallet.runtime.state import ContainerState, list_ids
 
+TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
+
 if TYPE_CHECKING:
+    from pallet.cli.runtime.flags import Namespace
     from pallet.cli.runtime.main import Context
 
 
-def _create_opts(ns: argparse.Namespace, **kw: object):
+def _create_opts(ns: Namespace, **kw: object):
     from pallet.runtime.create import CreateOptions
 
     return CreateOptions(bundle=ns.bundle, pid_file=ns.pid_file,
@@ -23,43 +24,43 @@ def _create_opts(ns: argparse.Namespace, **kw: object):
                          no_pivot=ns.no_pivot, no_new_keyring=ns.no_new_keyring, **kw)
 
 
-def create(ctx: Context, ns: argparse.Namespace) -> int:
+def create(ctx: Context, ns: Namespace) -> int:
     from pallet.runtime.create import create as do_create
 
     do_create(ctx.root, ns.id, _create_opts(ns))
     return 0
 
 
-def start(ctx: Context, ns: argparse.Namespace) -> int:
+def start(ctx: Context, ns: Namespace) -> int:
     container.start(ContainerState.load(ctx.root, ns.id))
     return 0
 
 
-def run(ctx: Context, ns: argparse.Namespace) -> int:
+def run(ctx: Context, ns: Namespace) -> int:
     from pallet.cli.runtime import run as run_mod
 
     return run_mod.run(ctx, ns, _create_opts)
 
 
-def state(ctx: Context, ns: argparse.Namespace) -> int:
+def state(ctx: Context, ns: Namespace) -> int:
     st = ContainerState.load(ctx.root, ns.id)
     print(json.dumps(st.public(), indent=2))
     return 0
 
 
-def kill(ctx: Context, ns: argparse.Namespace) -> int:
+def kill(ctx: Context, ns: Namespace) -> int:
     st = ContainerState.load(ctx.root, ns.id)
     container.kill(st, container.parse_signal(ns.signal), ns.all)
     return 0
 
 
-def delete(ctx: Context, ns: argparse.Namespace) -> int:
+def delete(ctx: Context, ns: Namespace) -> int:
     st = ContainerState.load(ctx.root, ns.id)
     container.delete(st, ns.force)
     return 0
 
 
-def list(ctx: Context, ns: argparse.Namespace) -> int:
+def list(ctx: Context, ns: Namespace) -> int:
     states = []
     for cid in list_ids(ctx.root):
         try:
@@ -83,7 +84,7 @@ def list(ctx: Context, ns: argparse.Namespace) -> int:
     return 0
 
 
-def spec(ctx: Context, ns: argparse.Namespace) -> int:
+def spec(ctx: Context, ns: Namespace) -> int:
     from pallet.oci.spec_default import default_spec
     from pallet.runtime.state import write_atomic
 

@@ -1,0 +1,104 @@
+"""A small command-line parser with runc's (urfave/cli) conventions: global flags, a verb,
+the verb's flags and positionals; `--flag value`, `--flag=value`, `-flag value`, `-f`.
+
+argparse costs ~5 ms of imports (re, gettext) on every container start, which is why the
+runtime carries this instead.
+"""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    pass
+
+
+class Flag:
+    __slots__ = ("default", "dest", "help", "kind", "names")
+
+    def __init__(self, names: tuple[str, ...], kind: type = str, default: object = None,
+                 help: str = "") -> None:
+        self.names = names
+        self.kind = kind
+        self.dest = names[0].lstrip("-").replace("-", "_")
+        self.default = False if kind is bool and default is None else default
+        self.help = help
+
+
+class Command:
+    def __init__(self, name: str, help: str, flags: list[Flag], args: list[str],
+                 optional: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.help = help
+        self.flags = flags
+        self.args = args
+        self.optional = optional or {}
+
+    def usage(self) -> str:
+        lines = [f"usage: pallet-runtime {self.name} [flags] "
+                 + " ".join(self.args + [f"[{a}]" for a in self.optional]), "", self.help, ""]
+        for f in self.flags:
+            lines.append(f"  {', '.join(f.names):28} {f.help}")
+        return "\n".join(lines)
+
+
+class Namespace:
+    def __init__(self, **kw: object) -> None:
+        self.__dict__.update(kw)
+
+    def __getattr__(self, name: str) -> object:  # unknown attributes read as None
+        return None
+
+
+def parse_flags(argv: list[str], flags: list[Flag], ns: Namespace,
+                stop_at_positional: bool) -> list[str]:
+    by_name = {n: f for f in flags for n in f.names}
+    for f in flags:
+        setattr(ns, f.dest, f.default)
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i + 1:])
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            name, eq, value = arg.partition("=")
+            if name not in by_name and not name.startswith("--"):
+                name = "-" + name  # urfave/cli also accepts -flag for --flag
+            flag = by_name.get(name)
+            if flag is None:
+                raise UsageError(f"flag provided but not defined: {arg}")
+            if flag.kind is bool:
+                setattr(ns, flag.dest, value.lower() not in ("false", "0") if eq else True)
+            else:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise UsageError(f"flag needs an argument: {arg}")
+                    value = argv[i]
+                try:
+                    setattr(ns, flag.dest, flag.kind(value))
+                except ValueError:
+                    raise UsageError(f"invalid value {value!r} for flag {name}") from None
+        else:
+            if stop_at_positional:
+                rest.extend(argv[i:])
+                break
+            rest.append(arg)
+        i += 1
+    return rest
+
+
+def parse_command(cmd: Command, argv: list[str], ns: Namespace) -> None:
+    rest = parse_flags(argv, cmd.flags, ns, stop_at_positional=False)
+    if len(rest) < len(cmd.args):
+        missing = " ".join(cmd.args[len(rest):])
+        raise UsageError(f"{cmd.name}: missing argument {missing}\n\n{cmd.usage()}")
+    for name, value in zip(cmd.args, rest, strict=False):
+        setattr(ns, name, value)
+    extra = rest[len(cmd.args):]
+    for name, default in cmd.optional.items():
+        setattr(ns, name, extra.pop(0) if extra else default)
+    ns.extra_args = extra
+    if extra and cmd.name not in ("ps",):
+        raise UsageError(f"{cmd.name}: unexpected arguments {' '.join(extra)}")
