@@ -1,0 +1,95 @@
+"""Layer compression: detect it, stream through it both ways (gzip, zstd, none).
+
+Streams only: layers can be large, and nothing is decompressed to a temporary file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from typing import BinaryIO
+
+from pallet.errors import InvalidArgument
+from pallet.oci import mediatypes as mt
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def detect(head: bytes) -> str:
+    if head.startswith(_GZIP_MAGIC):
+        return mt.GZIP
+    if head.startswith(_ZSTD_MAGIC):
+        return mt.ZSTD
+    return mt.UNCOMPRESSED
+
+
+class _Peekable(io.RawIOBase):
+    """`src` with its first bytes read ahead for detection, then replayed."""
+
+    def __init__(self, src: BinaryIO, n: int = 8) -> None:
+        self._src = src
+        self.head = src.read(n)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._pos < len(self.head):
+            k = min(len(b), len(self.head) - self._pos)
+            b[:k] = self.head[self._pos:self._pos + k]
+            self._pos += k
+            return k
+        data = self._src.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def decompress_stream(src: BinaryIO, compression: str | None = None) -> tuple[BinaryIO, str]:
+    """A reader of the uncompressed bytes of `src`; `compression` None means detect it.
+
+    The media type decides when known, but the magic must agree: a tar labelled gzip
+    would otherwise fail later with a confusing tar error.
+    """
+    peek = _Peekable(src)
+    found = detect(peek.head)
+    if compression is not None and compression != found:
+        raise InvalidArgument(f"layer says {compression} but its data is {found}")
+    raw: BinaryIO = io.BufferedReader(peek, 1 << 20)  # type: ignore[arg-type]
+    if found == mt.GZIP:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), found  # type: ignore[return-value]
+    if found == mt.ZSTD:
+        import zstandard
+
+        dctx = zstandard.ZstdDecompressor()
+        return dctx.stream_reader(raw, read_across_frames=True, read_size=1 << 20), found
+    return raw, found
+
+
+class _NoClose(io.RawIOBase):
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self._out.write(b)
+        return len(b)
+
+
+def compress_stream(out: BinaryIO, compression: str, *, level: int | None = None) -> BinaryIO:
+    """A writer that compresses into `out`; closing it finishes the stream, not `out`."""
+    if compression == mt.GZIP:
+        # mtime=0: the same tar gives the same blob, so identical layers dedupe.
+        return gzip.GzipFile(fileobj=_NoClose(out), mode="wb", mtime=0,  # type: ignore[return-value]
+                             compresslevel=6 if level is None else level)
+    if compression == mt.ZSTD:
+        import zstandard
+
+        cctx = zstandard.ZstdCompressor(level=3 if level is None else level)
+        return cctx.stream_writer(out, closefd=False)  # type: ignore[return-value]
+    if compression == mt.UNCOMPRESSED:
+        return _NoClose(out)  # type: ignore[return-value]
+    raise InvalidArgument(f"unknown compression {compression!r}")
