@@ -1,0 +1,174 @@
+"""One root directory with everything the image verbs need, wired together:
+
+    <root>/content/     content store (blobs, ingest, metadata.db)
+    <root>/metadata/images.db
+    <root>/snapshots/<snapshotter>/
+
+This is what the CLI uses without a daemon; palletd will hold one of these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pallet.content.labels import GC_ROOT
+from pallet.content.local import LocalStore
+from pallet.errors import InvalidArgument, NotFound
+from pallet.images import docker_archive, layout, reference
+from pallet.images.apply import ApplyOptions
+from pallet.images.bundle import runtime_config
+from pallet.images.resolve import ResolvedImage, resolve, walk
+from pallet.images.store import Image, ImageStore
+from pallet.images.unpack import unpack, unpack_to_dir
+from pallet.oci.image import Platform
+from pallet.snapshots import new as new_snapshotter
+from pallet.snapshots import supported as overlay_supported
+
+DEFAULT_ROOT = "/var/lib/pallet"
+
+
+@dataclass
+class ImageService:
+    root: str
+    snapshotter_name: str | None = None
+
+    def __post_init__(self) -> None:
+        self.root = os.path.abspath(self.root)
+        self.content = LocalStore(os.path.join(self.root, "content"))
+        self.images = ImageStore(os.path.join(self.root, "metadata", "images.db"))
+        if self.snapshotter_name is None:
+            self.snapshotter_name = "overlayfs" if overlay_supported(self.root) else "native"
+        self._snapshotter: Any = None
+
+    @property
+    def snapshotter(self) -> Any:
+        if self._snapshotter is None:
+            self._snapshotter = new_snapshotter(
+                self.snapshotter_name,  # type: ignore[arg-type]
+                os.path.join(self.root, "snapshots", self.snapshotter_name))  # type: ignore[arg-type]
+        return self._snapshotter
+
+    def close(self) -> None:
+        self.content.close()
+        self.images.close()
+        if self._snapshotter is not None:
+            self._snapshotter.close()
+
+    # --- names ----------------------------------------------------------------------------
+
+    def get(self, name: str) -> Image:
+        """By name, or by (a unique prefix of) the target digest, as docker accepts ids."""
+        with contextlib.suppress(InvalidArgument, NotFound):
+            return self.images.get(name)
+        hexpart = name.split(":", 1)[-1]
+        if len(hexpart) >= 4 and all(c in "0123456789abcdef" for c in hexpart):
+            hits = [i for i in self.images.list()
+                    if i.target.digest.encoded.startswith(hexpart)]
+            if len({str(i.target.digest) for i in hits}) == 1:
+                return hits[0]
+        raise NotFound(f"image {name}: not found")
+
+    def list(self) -> list[Image]:
+        return self.images.list()
+
+    def tag(self, source: str, target: str) -> Image:
+        return self.images.put(target, self.get(source).target)
+
+    def remove(self, name: str) -> None:
+        img = self.get(name)
+        self.images.delete(img.name)
+        if not any(i.target.digest == img.target.digest for i in self.images.list()):
+            # Content stays until garbage collection; it is just no longer a GC root.
+            with contextlib.suppress(NotFound):
+                self.content.update_labels(img.target.digest, {GC_ROOT: None})
+
+    def resolve(self, name: str, platform: Platform | None = None) -> ResolvedImage:
+        return resolve(self.content, self.get(name).target, platform)
+
+    def inspect(self, name: str, platform: Platform | None = None) -> dict[str, Any]:
+        img = self.get(name)
+        r = resolve(self.content, img.target, platform)
+        size = sum(x.size for x in r.layers)
+        return {
+            "Name": img.name,
+            "Target": img.target.to_dict(),
+            "Manifest": r.manifest_desc.to_dict(),
+            "Config": r.config.to_dict(),
+            "Size": size,
+            "Blobs": len(list(walk(self.content, img.target, skip_missing=True))),
+            "ChainID": str(r.chain_ids[-1]) if r.chain_ids else None,
+        }
+
+    # --- import / export -------------------------------------------------------------------
+
+    def import_(self, path: str, *, fmt: str | None = None, base_name: str | None = None
+                ) -> list[layout.Imported]:
+        fmt = fmt or detect_format(path)
+        if fmt == "oci":
+            return layout.import_layout(self.content, self.images, path, base_name)
+        if fmt == "docker-archive":
+            return docker_archive.import_docker_archive(self.content, self.images, path)
+        raise InvalidArgument(f"unknown import format {fmt!r} (oci, docker-archive)")
+
+    def export(self, names: list[str], dest: str, *, fmt: str = "oci",
+               platform: Platform | None = None) -> None:
+        imgs = [self.get(n) for n in names]
+        if fmt == "oci":
+            layout.export_layout_dir(self.content, imgs, dest)
+        elif fmt == "oci-archive":
+            layout.export_layout_tar(self.content, imgs, dest)
+        elif fmt == "docker-archive":
+            docker_archive.export_docker_archive(self.content, imgs, dest, platform)
+        else:
+            raise InvalidArgument(f"unknown export format {fmt!r} "
+                                  "(oci, oci-archive, docker-archive)")
+
+    # --- unpack / bundle -------------------------------------------------------------------
+
+    def unpack(self, name: str, platform: Platform | None = None) -> str:
+        """Into the snapshotter; returns the chain ID of the top layer's snapshot."""
+        return unpack(self.content, self.snapshotter, self.resolve(name, platform))
+
+    def unpack_to_dir(self, name: str, dest: str, platform: Platform | None = None,
+                      options: ApplyOptions | None = None) -> None:
+        unpack_to_dir(self.content, self.resolve(name, platform), dest, options)
+
+    def bundle(self, name: str, dest: str, *, args: list[str] | None = None,
+               platform: Platform | None = None) -> dict[str, Any]:
+        """An OCI runtime bundle: `dest/rootfs` (the unpacked image) and `dest/config.json`."""
+        r = self.resolve(name, platform)
+        rootfs = os.path.join(dest, "rootfs")
+        os.makedirs(dest, exist_ok=True)
+        unpack_to_dir(self.content, r, rootfs)
+        spec = runtime_config(r.config, rootfs, args=args)
+        tmp = os.path.join(dest, ".config.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(spec, f, indent=2)
+        os.replace(tmp, os.path.join(dest, "config.json"))
+        return spec
+
+
+def detect_format(path: str) -> str:
+    """oci (a layout dir or tar) or docker-archive (a tar with manifest.json)."""
+    if os.path.isdir(path):
+        return "oci"
+    import tarfile
+
+    try:
+        with tarfile.open(path, mode="r:*") as tf:
+            names = {"/".join(p for p in n.split("/") if p not in ("", "."))
+                     for n in tf.getnames()}
+    except (tarfile.TarError, OSError) as e:
+        raise InvalidArgument(f"{path}: not a directory or tar archive: {e}") from None
+    if layout.LAYOUT_FILE in names:
+        return "oci"
+    if docker_archive.MANIFEST_FILE in names:
+        return "docker-archive"
+    raise InvalidArgument(f"{path}: neither an OCI layout nor a docker archive")
+
+
+__all__ = ["DEFAULT_ROOT", "ImageService", "detect_format", "reference"]
