@@ -255,6 +255,8 @@ def apply_layer(
                 applier.entry(tf, m)
     except tarfile.TarError as e:
         raise LayerError(f"{what}: invalid tar: {e}") from None
+    except _compression.CorruptData as e:
+        raise LayerError(f"{what}: {e}") from None
     except (EOFError, OSError) as e:
         if isinstance(e, OSError) and e.errno is not None:
             raise
@@ -262,6 +264,8 @@ def apply_layer(
     try:
         inner.drain()   # tar's end blocks may be followed by padding; it is all hashed
         outer.drain()
+    except _compression.CorruptData as e:
+        raise LayerError(f"{what}: {e}") from None
     except (EOFError, OSError) as e:
         raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
     applier.finish()

@@ -10,6 +10,7 @@ The base is `pallet-runtime spec`'s config (`oci.spec_default.default_spec`).
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -31,6 +32,10 @@ def _read_db(rootfs: str, path: str) -> list[list[str]]:
         with open(resolve_in_root(rootfs, path), encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
         return []
     return [ln.split(":") for ln in lines if ln and not ln.startswith("#")]
 

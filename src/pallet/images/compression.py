@@ -58,13 +58,36 @@ def decompress_stream(src: BinaryIO, compression: str | None = None) -> tuple[Bi
         raise InvalidArgument(f"layer says {compression} but its data is {found}")
     raw: BinaryIO = io.BufferedReader(peek, 1 << 20)  # type: ignore[arg-type]
     if found == mt.GZIP:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), found  # type: ignore[return-value]
+        return _Guard(gzip.GzipFile(fileobj=raw, mode="rb"), found), found  # type: ignore[return-value]
     if found == mt.ZSTD:
         import zstandard
 
         dctx = zstandard.ZstdDecompressor()
-        return dctx.stream_reader(raw, read_across_frames=True, read_size=1 << 20), found
+        return _Guard(dctx.stream_reader(raw, read_across_frames=True, read_size=1 << 20),
+                      found), found  # type: ignore[return-value]
     return raw, found
+
+
+class CorruptData(InvalidArgument):
+    """Compressed data that does not decompress."""
+
+
+class _Guard:
+    """Decompressor errors come as zlib.error, gzip.BadGzipFile, zstandard.ZstdError,
+    EOFError: one error kind for the caller, saying what was being read."""
+
+    def __init__(self, src: BinaryIO, what: str) -> None:
+        self._src, self._what = src, what
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._src.read(n)
+        except InvalidArgument:
+            raise
+        except Exception as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise  # a real I/O error below, not bad data
+            raise CorruptData(f"{self._what} data is corrupt or truncated: {e}") from None
 
 
 class _NoClose(io.RawIOBase):
