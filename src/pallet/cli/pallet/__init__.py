@@ -1,0 +1,1 @@
+"""`pallet`: the docker-like command line. Image verbs work on a local root for now."""

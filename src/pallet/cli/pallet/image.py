@@ -1,0 +1,154 @@
+"""`pallet image ...`: import, export, ls, inspect, rm, tag, unpack, bundle.
+
+Docker's words where docker has the verb (`ls`, `inspect`, `rm`, `tag`); import/export take
+OCI layouts (dir or tar) and docker-archives, like `docker load`/`save` and skopeo.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pallet.images.service import ImageService
+from pallet.oci.image import Platform
+
+
+def _svc(ctx: click.Context) -> ImageService:
+    return ImageService(ctx.obj["root"], ctx.obj["snapshotter"])
+
+
+def _platform(value: str | None) -> Platform | None:
+    try:
+        return Platform.parse(value) if value else None
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f}{unit}" if unit != "B" else f"{n}B"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+@click.group()
+def image() -> None:
+    """Manage images."""
+
+
+@image.command("import")
+@click.argument("source")
+@click.option("--format", "fmt", type=click.Choice(["oci", "docker-archive"]), default=None,
+              help="default: detected")
+@click.option("--name", "base_name", default=None,
+              help="repository for images named only by a tag in the layout")
+@click.pass_context
+def import_(ctx: click.Context, source: str, fmt: str | None, base_name: str | None) -> None:
+    """Import images from an OCI layout (directory or tar) or a docker-archive."""
+    svc = _svc(ctx)
+    for imp in svc.import_(source, fmt=fmt, base_name=base_name):
+        click.echo(f"{imp.name or '<unnamed>'} {imp.target.digest}")
+
+
+@image.command("export")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="destination directory or tar file")
+@click.option("--format", "fmt", type=click.Choice(["oci", "oci-archive", "docker-archive"]),
+              default="oci", show_default=True)
+@click.option("--platform", default=None, help="os/arch[/variant] (docker-archive)")
+@click.pass_context
+def export(ctx: click.Context, names: tuple[str, ...], output: str, fmt: str,
+           platform: str | None) -> None:
+    """Export images as an OCI layout (dir), a layout tar, or a docker-archive."""
+    _svc(ctx).export(list(names), output, fmt=fmt, platform=_platform(platform))
+
+
+@image.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="names only")
+@click.pass_context
+def ls(ctx: click.Context, quiet: bool) -> None:
+    """List images."""
+    svc = _svc(ctx)
+    imgs = svc.list()
+    if quiet:
+        for i in imgs:
+            click.echo(i.name)
+        return
+    t = Table(box=None, pad_edge=False)
+    for col in ("REPOSITORY", "TAG", "DIGEST", "TYPE", "CREATED"):
+        t.add_column(col)
+    from pallet.images import reference
+
+    for i in imgs:
+        r = reference.parse(i.name)
+        created = datetime.datetime.fromtimestamp(i.created_at).strftime("%Y-%m-%d %H:%M")
+        kind = "index" if "index" in i.target.media_type or "list" in i.target.media_type \
+            else "manifest"
+        t.add_row(r.familiar().rsplit(":", 1)[0] if r.tag else r.familiar(), r.tag or "<none>",
+                  i.target.digest.encoded[:12], kind, created)
+    Console(soft_wrap=True).print(t)
+
+
+@image.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--platform", default=None, help="os/arch[/variant]")
+@click.pass_context
+def inspect(ctx: click.Context, names: tuple[str, ...], platform: str | None) -> None:
+    """Show an image's target, manifest and config as JSON."""
+    svc = _svc(ctx)
+    out = [svc.inspect(n, _platform(platform)) for n in names]
+    click.echo(json.dumps(out, indent=2))
+
+
+@image.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def rm(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Remove image names (content stays until garbage collection)."""
+    svc = _svc(ctx)
+    for n in names:
+        name = svc.get(n).name
+        svc.remove(n)
+        click.echo(f"Untagged: {name}")
+
+
+@image.command("tag")
+@click.argument("source")
+@click.argument("target")
+@click.pass_context
+def tag(ctx: click.Context, source: str, target: str) -> None:
+    """Give an image another name."""
+    _svc(ctx).tag(source, target)
+
+
+@image.command("unpack")
+@click.argument("name")
+@click.argument("dest", required=False)
+@click.option("--platform", default=None, help="os/arch[/variant]")
+@click.pass_context
+def unpack(ctx: click.Context, name: str, dest: str | None, platform: str | None) -> None:
+    """Unpack an image's root filesystem into DEST, or into the snapshotter without DEST
+    (prints the chain ID of the top snapshot)."""
+    svc = _svc(ctx)
+    if dest is None:
+        click.echo(svc.unpack(name, _platform(platform)))
+    else:
+        svc.unpack_to_dir(name, dest, _platform(platform))
+
+
+@image.command("bundle")
+@click.argument("name")
+@click.argument("dest")
+@click.option("--platform", default=None, help="os/arch[/variant]")
+@click.argument("args", nargs=-1)
+@click.pass_context
+def bundle(ctx: click.Context, name: str, dest: str, platform: str | None,
+           args: tuple[str, ...]) -> None:
+    """Create an OCI runtime bundle (DEST/rootfs, DEST/config.json) from an image; ARGS
+    replace the image's Cmd."""
+    _svc(ctx).bundle(name, dest, args=list(args) or None, platform=_platform(platform))
