@@ -215,7 +215,7 @@ def test_diff_id_mismatch(root):
 def test_media_type_must_match_data(root):
     blob, desc, _ = layer([entry("f", "file")], mt.GZIP)
     desc.media_type = mt.IMAGE_LAYER_ZSTD
-    with pytest.raises(Exception, match="says zstd but its data is gzip"):
+    with pytest.raises(Exception, match="says zstd but the data is gzip"):
         apply_layer(io.BytesIO(blob), str(root), desc=desc)
 
 

@@ -36,6 +36,7 @@ WHITEOUT_OPAQUE = ".wh..wh..opq"
 _FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 _XATTR_PAX = "SCHILY.xattr."
 _BUF = 1 << 20
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM}
 
 
 class LayerError(InvalidArgument):
@@ -246,13 +247,24 @@ def apply_layer(
     compression = None
     if desc is not None and desc.media_type in mt.LAYERS:
         compression = mt.LAYERS[desc.media_type]
-    raw, found = _compression.decompress_stream(outer, compression)  # type: ignore[arg-type]
+    try:
+        raw, found = _compression.decompress_stream(outer, compression)  # type: ignore[arg-type]
+    except _compression.CorruptData as e:
+        raise LayerError(f"{what}: {e}") from None
     inner = HashingReader(raw, diff_id.algorithm if diff_id else _digest.CANONICAL)
     applier = _Applier(view, options or ApplyOptions())
     try:
         with tarfile.open(fileobj=inner, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
             for m in tf:
-                applier.entry(tf, m)
+                try:
+                    applier.entry(tf, m)
+                except OSError as e:
+                    # An entry the tree cannot take (a file where its parent should be a
+                    # directory, a hard link to a directory, ...) is a bad layer; a failing
+                    # disk is not, and keeps its own error.
+                    if e.errno in _STORAGE_ERRNOS or e.errno is None:
+                        raise
+                    raise LayerError(f"{what}: entry {m.name!r}: {e.strerror}") from None
     except tarfile.TarError as e:
         raise LayerError(f"{what}: invalid tar: {e}") from None
     except _compression.CorruptData as e:

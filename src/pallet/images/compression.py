@@ -55,7 +55,7 @@ def decompress_stream(src: BinaryIO, compression: str | None = None) -> tuple[Bi
     peek = _Peekable(src)
     found = detect(peek.head)
     if compression is not None and compression != found:
-        raise InvalidArgument(f"layer says {compression} but its data is {found}")
+        raise CorruptData(f"media type says {compression} but the data is {found}")
     raw: BinaryIO = io.BufferedReader(peek, 1 << 20)  # type: ignore[arg-type]
     if found == mt.GZIP:
         return _Guard(gzip.GzipFile(fileobj=raw, mode="rb"), found), found  # type: ignore[return-value]
