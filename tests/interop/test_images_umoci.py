@@ -109,3 +109,31 @@ def test_runc_runs_pallet_bundle(layouts, svc, tmp_path):
     assert r.stdout.strip() == "uid=1234(app) gid=2345(appgrp) groups=3000(extra),3001(more)"
     cfg = json.loads((bundle / "config.json").read_text())
     assert cfg["process"]["cwd"] == "/home/app"
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not is_root or shutil.which("runc") is None,
+                    reason="mounting a snapshot and running a bundle need root and runc")
+@pytest.mark.parametrize("snapshotter", ["overlayfs", "native"])
+def test_runc_runs_snapshot_bundle(layouts, tmp_path, snapshotter):
+    svc = ImageService(str(tmp_path / "root"), snapshotter)
+    svc.import_(str(layouts["multi"]), base_name="m")
+    bundle = tmp_path / "bundle"
+    svc.bundle("m", str(bundle), args=["sh", "-c", "cat /etc/motd; ls /data; echo x > /new"],
+               snapshot=True)
+    try:
+        r = subprocess.run(["runc", "--root", str(tmp_path / "runc"), "run", "-b",
+                            str(bundle), f"pallet-snap-{os.getpid()}"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["v2", "a", "b", "c"]
+        assert (bundle / "rootfs/new").read_text() == "x\n"
+        key = (bundle / "snapshot").read_text()
+        # the write went to the container's own snapshot, not to the image's layers
+        assert os.path.exists(os.path.join(svc.snapshotter.fs_path(key), "new"))
+        top = str(svc.resolve("m").chain_ids[-1])
+        assert not os.path.exists(os.path.join(svc.snapshotter.fs_path(top), "new"))
+    finally:
+        svc.remove_bundle(str(bundle))
+    assert not os.path.ismount(bundle / "rootfs")
+    assert [i.kind.value for i in svc.snapshotter.walk()] == ["committed"] * 3

@@ -419,3 +419,36 @@ def test_diff_of_overlay_upper_roundtrip(layouts, tmp_path):
             with svc.content.reader(desc.digest) as f:
                 apply_layer(f, str(b), desc=desc)
     assert describe_tree(str(a)) == describe_tree(str(b))
+
+
+def test_docker_schema2_manifest_list(svc, tmp_path):
+    """Docker's media types (manifest list, schema 2 manifest, gzip layer) resolve and
+    unpack like the OCI ones."""
+    from pallet.content import write_blob
+    from pallet.oci.image import Descriptor, ImageConfig, Index, Manifest
+    from pallet.testing.images import entry, layer
+
+    blob, ldesc, diff_id = layer([entry("hello", "file", b"docker")], mt.GZIP)
+    ldesc.media_type = mt.DOCKER_LAYER_GZIP
+    write_blob(svc.content, "l", blob)
+    cfg = ImageConfig("amd64", "linux", [diff_id]).to_dict()
+    cbytes = json.dumps(cfg).encode()
+    cdesc = Descriptor.of(mt.DOCKER_CONFIG, cbytes)
+    write_blob(svc.content, "c", cbytes)
+    mbytes = json.dumps(Manifest(cdesc, [ldesc], media_type=mt.DOCKER_MANIFEST).to_dict()
+                        ).encode()
+    mdesc = Descriptor.of(mt.DOCKER_MANIFEST, mbytes, platform=Platform("linux", "amd64"))
+    write_blob(svc.content, "m", mbytes)
+    ibytes = json.dumps(Index([mdesc], media_type=mt.DOCKER_MANIFEST_LIST).to_dict()).encode()
+    idesc = Descriptor.of(mt.DOCKER_MANIFEST_LIST, ibytes)
+    write_blob(svc.content, "i", ibytes)
+    svc.images.put("docker-style", idesc)
+    r = svc.resolve("docker-style", Platform("linux", "amd64"))
+    assert r.manifest_desc.digest == mdesc.digest
+    svc.unpack_to_dir("docker-style", str(tmp_path / "out"), Platform("linux", "amd64"))
+    assert (tmp_path / "out/hello").read_bytes() == b"docker"
+    # and a manifest whose mediaType disagrees with its descriptor is refused
+    bad = Descriptor(mt.IMAGE_MANIFEST, mdesc.digest, mdesc.size)
+    svc.images.put("mislabelled", bad)
+    with pytest.raises(InvalidArgument, match="does not match"):
+        svc.resolve("mislabelled")

@@ -138,18 +138,56 @@ class ImageService:
         unpack_to_dir(self.content, self.resolve(name, platform), dest, options)
 
     def bundle(self, name: str, dest: str, *, args: list[str] | None = None,
-               platform: Platform | None = None) -> dict[str, Any]:
-        """An OCI runtime bundle: `dest/rootfs` (the unpacked image) and `dest/config.json`."""
+               platform: Platform | None = None, snapshot: bool = False) -> dict[str, Any]:
+        """An OCI runtime bundle: `dest/rootfs` and `dest/config.json`.
+
+        The rootfs is a copy of the unpacked image, or with `snapshot` an active snapshot
+        over the image's committed layers, mounted at `dest/rootfs` (needs root; undo with
+        `remove_bundle`). The snapshot key is recorded in `dest/snapshot`.
+        """
         r = self.resolve(name, platform)
         rootfs = os.path.join(dest, "rootfs")
         os.makedirs(dest, exist_ok=True)
-        unpack_to_dir(self.content, r, rootfs)
+        if snapshot:
+            self._mount_snapshot(r, dest, rootfs)
+        else:
+            unpack_to_dir(self.content, r, rootfs)
         spec = runtime_config(r.config, rootfs, args=args)
         tmp = os.path.join(dest, ".config.json.tmp")
         with open(tmp, "w") as f:
             json.dump(spec, f, indent=2)
         os.replace(tmp, os.path.join(dest, "config.json"))
         return spec
+
+    def _mount_snapshot(self, r: ResolvedImage, dest: str, rootfs: str) -> None:
+        from pallet.linux.mount import MountOptions, bind, mount_fs
+
+        top = unpack(self.content, self.snapshotter, r)
+        key = f"bundle-{os.path.abspath(dest)}"
+        mounts = self.snapshotter.prepare(key, top)
+        try:
+            os.makedirs(rootfs, exist_ok=True)
+            for m in mounts:
+                opts = MountOptions(m.options)
+                if m.type == "bind":
+                    bind(m.source, rootfs, opts)
+                else:
+                    mount_fs(m.source, rootfs, m.type, opts)
+        except BaseException:
+            self.snapshotter.remove(key)
+            raise
+        with open(os.path.join(dest, "snapshot"), "w") as f:
+            f.write(key)
+
+    def remove_bundle(self, dest: str) -> None:
+        """Unmount and drop the snapshot of a bundle made with `snapshot=True`."""
+        from pallet.linux import libc
+
+        with open(os.path.join(dest, "snapshot")) as f:
+            key = f.read()
+        libc.umount2(os.path.join(dest, "rootfs"), 2)  # MNT_DETACH
+        self.snapshotter.remove(key)
+        os.unlink(os.path.join(dest, "snapshot"))
 
 
 def detect_format(path: str) -> str:

@@ -145,10 +145,13 @@ def unpack(ctx: click.Context, name: str, dest: str | None, platform: str | None
 @click.argument("name")
 @click.argument("dest")
 @click.option("--platform", default=None, help="os/arch[/variant]")
+@click.option("--snapshot", is_flag=True,
+              help="mount a writable snapshot at DEST/rootfs instead of copying (root)")
 @click.argument("args", nargs=-1)
 @click.pass_context
-def bundle(ctx: click.Context, name: str, dest: str, platform: str | None,
+def bundle(ctx: click.Context, name: str, dest: str, platform: str | None, snapshot: bool,
            args: tuple[str, ...]) -> None:
     """Create an OCI runtime bundle (DEST/rootfs, DEST/config.json) from an image; ARGS
     replace the image's Cmd."""
-    _svc(ctx).bundle(name, dest, args=list(args) or None, platform=_platform(platform))
+    _svc(ctx).bundle(name, dest, args=list(args) or None, platform=_platform(platform),
+                     snapshot=snapshot)
