@@ -251,36 +251,41 @@ def apply_layer(
         raw, found = _compression.decompress_stream(outer, compression)  # type: ignore[arg-type]
     except _compression.CorruptData as e:
         raise LayerError(f"{what}: {e}") from None
-    inner = HashingReader(raw, diff_id.algorithm if diff_id else _digest.CANONICAL)
-    applier = _Applier(view, options or ApplyOptions())
     try:
-        with tarfile.open(fileobj=inner, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
-            for m in tf:
-                try:
-                    applier.entry(tf, m)
-                except OSError as e:
-                    # An entry the tree cannot take (a file where its parent should be a
-                    # directory, a hard link to a directory, ...) is a bad layer; a failing
-                    # disk is not, and keeps its own error.
-                    if e.errno in _STORAGE_ERRNOS or e.errno is None:
-                        raise
-                    raise LayerError(f"{what}: entry {m.name!r}: {e.strerror}") from None
-    except tarfile.TarError as e:
-        raise LayerError(f"{what}: invalid tar: {e}") from None
-    except _compression.CorruptData as e:
-        raise LayerError(f"{what}: {e}") from None
-    except (EOFError, OSError) as e:
-        if isinstance(e, OSError) and e.errno is not None:
-            raise
-        raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
-    try:
-        inner.drain()   # tar's end blocks may be followed by padding; it is all hashed
-        outer.drain()
-    except _compression.CorruptData as e:
-        raise LayerError(f"{what}: {e}") from None
-    except (EOFError, OSError) as e:
-        raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
-    applier.finish()
+        inner = HashingReader(raw, diff_id.algorithm if diff_id else _digest.CANONICAL)
+        applier = _Applier(view, options or ApplyOptions())
+        try:
+            with tarfile.open(fileobj=inner, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
+                for m in tf:
+                    try:
+                        applier.entry(tf, m)
+                    except OSError as e:
+                        # An entry the tree cannot take (a file where its parent should be a
+                        # directory, a hard link to a directory, ...) is a bad layer; a failing
+                        # disk is not, and keeps its own error.
+                        if e.errno in _STORAGE_ERRNOS or e.errno is None:
+                            raise
+                        raise LayerError(f"{what}: entry {m.name!r}: {e.strerror}") from None
+        except tarfile.TarError as e:
+            raise LayerError(f"{what}: invalid tar: {e}") from None
+        except _compression.CorruptData as e:
+            raise LayerError(f"{what}: {e}") from None
+        except (EOFError, OSError) as e:
+            if isinstance(e, OSError) and e.errno is not None:
+                raise
+            raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
+        try:
+            inner.drain()   # tar's end blocks may be followed by padding; it is all hashed
+            outer.drain()
+        except _compression.CorruptData as e:
+            raise LayerError(f"{what}: {e}") from None
+        except (EOFError, OSError) as e:
+            raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
+        applier.finish()
+    finally:
+        close = getattr(raw, "close", None)
+        if close is not None:
+            close()  # a pigz process, if one inflates, ends here on every path
     if desc is not None:
         if outer.size != desc.size:
             raise LayerMismatch(f"{what}: size {outer.size}, manifest says {desc.size}")
