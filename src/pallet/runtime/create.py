@@ -242,10 +242,12 @@ class _Creation:
         child_sock.close()
         if console is not None and opts.console is None:
             console.close()
-        with parent_sock:
+        try:
             self.cg.add(pid)
             sync.send(parent_sock, "go")
             self._serve(parent_sock)
+        finally:
+            parent_sock.close()
         st.record["pid"] = self.init_pid
         st.record["initStartTime"] = proc_start_time(self.init_pid)
         st.save()
