@@ -73,6 +73,24 @@ class Manager:
                 _mkdir_cpuset(path)
             else:
                 os.makedirs(path, exist_ok=True)
+        if self.unified_only:
+            from pallet.cgroups.v2 import enable_controllers
+
+            path = self.paths[""]
+            enable_controllers(_mountpoint_of(path), path)
+
+    @property
+    def unified_only(self) -> bool:
+        return list(self.paths) == [""]
+
+    def apply(self, resources: dict) -> None:
+        from pallet.cgroups import v1, v2
+
+        if self.unified_only:
+            # Device rules on v2 need an eBPF program (not yet): they are not enforced.
+            v2.apply(self.paths[""], resources)
+        else:
+            v1.apply(self.paths, resources)
 
     def add(self, pid: int) -> None:
         for path in self.paths.values():
@@ -129,3 +147,11 @@ def _mkdir_cpuset(path: str) -> None:
                 value = f.read().strip()
             with open(os.path.join(cur, knob), "w") as f:
                 f.write(value)
+
+
+def _mountpoint_of(path: str) -> str:
+    best = "/"
+    for mp in host_hierarchies().values():
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+            best = mp
+    return best

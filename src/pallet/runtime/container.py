@@ -6,7 +6,6 @@ from __future__ import annotations
 import _signal
 import os
 import select
-import sys
 import time
 
 from pallet import errors
@@ -53,24 +52,14 @@ def start(st: ContainerState) -> None:
         raise errors.FailedPrecondition(f"cannot start container {st.id}: already started") \
             from None
     try:
-        # The init opened the FIFO for writing as soon as it could; it now writes one byte.
-        # Waiting in slices lets us notice an init that died instead.
-        while True:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                data = os.read(fd, 1)
-                if data:
-                    break
-                if not st.alive():
-                    raise errors.FailedPrecondition(
-                        f"cannot start container {st.id}: its init exited")
-                time.sleep(0.001)
-            elif not st.alive():
-                raise errors.FailedPrecondition(f"cannot start container {st.id}: its init exited")
+        outcome = _read_outcome(st, fd)
     finally:
         os.close(fd)
     with suppress(FileNotFoundError):
         os.unlink(st.fifo)
+    if outcome[:1] != b"0":
+        detail = outcome[1:].decode(errors="replace") or "its init exited"
+        raise errors.FailedPrecondition(f"cannot start container {st.id}: {detail}")
     public = st.public()
     try:
         hooks.run_hooks(st.config, "poststart", public)
@@ -79,6 +68,27 @@ def start(st: ContainerState) -> None:
         with suppress(ProcessLookupError):
             os.kill(st.pid, _signal.SIGKILL)
         raise e.wrap(f"start {st.id}") from None
+
+
+def _read_outcome(st: ContainerState, fd: int) -> bytes:
+    """What the init writes on the FIFO once it is released, up to its end. Waiting in
+    slices lets us notice an init that died instead."""
+    out = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            data = os.read(fd, 4096)
+            if data:
+                out += data
+                continue
+            if out:
+                return out
+            # No writer yet (EOF on a FIFO nobody opened): keep waiting while init lives.
+            if not st.alive():
+                return out
+            time.sleep(0.001)
+        elif not st.alive():
+            return out
 
 
 def kill(st: ContainerState, sig: int, all_processes: bool = False) -> None:
@@ -106,6 +116,9 @@ def _wait_gone(st: ContainerState, timeout: float = 10.0) -> None:
 
 def delete(st: ContainerState, force: bool = False) -> None:
     status = st.status()
+    # runtime.md asks for an error when deleting any container that is not stopped; runc
+    # kills and deletes a *created* one, and containerd's shim relies on it (it deletes a
+    # task that was never started without --force), so pallet-runtime does what runc does.
     if status in (RUNNING, PAUSED) and not force:
         raise errors.FailedPrecondition(
             f"cannot delete container {st.id} that is not stopped: {status}")
@@ -126,11 +139,7 @@ def delete(st: ContainerState, force: bool = False) -> None:
         raise errors.Unavailable(f"delete {st.id}: {e}") from None
     public = st.public()
     remove_state_dir(st.dir)
-    try:
-        hooks.run_hooks(st.config, "poststop", public)
-    except errors.PalletError as e:
-        # runtime.md lifecycle step 13: a failed poststop hook is only a warning.
-        print(f"pallet-runtime: warning: {e}", file=sys.stderr)
+    hooks.run_poststop(st.config, public)
 
 
 def _thaw(st: ContainerState) -> None:

@@ -43,7 +43,7 @@ import time
 
 from pallet import errors
 from pallet.cgroups import Manager
-from pallet.linux import libc
+from pallet.linux import caps, libc, paths
 from pallet.oci import runtime_config
 from pallet.runtime import hooks, process, sync
 from pallet.runtime.lite import suppress
@@ -113,6 +113,8 @@ def _error_from(msg: dict[str, Any]) -> errors.PalletError:
 def _check_config(config: dict[str, Any], bundle: str) -> str:
     """What can be refused before anything is created."""
     rootfs = os.path.join(bundle, config["root"]["path"])
+    if not os.path.exists(rootfs):
+        raise errors.NotFound(f"root.path {rootfs}: no such file or directory")
     if not os.path.isdir(rootfs):
         raise errors.InvalidArgument(f"root.path {rootfs}: not a directory")
     if "process" not in config:
@@ -125,8 +127,21 @@ def _check_config(config: dict[str, Any], bundle: str) -> str:
         raise errors.InvalidArgument("domainname: setting it needs a private UTS namespace")
     for key in linux.get("sysctl", {}):
         _check_sysctl(key, nss)
+    seen: set[str] = set()
     for r in config["process"].get("rlimits", []):
         process.rlimit_number(r["type"])
+        if r["type"] in seen:
+            raise errors.InvalidArgument(f"process.rlimits: {r['type']} is given twice")
+        seen.add(r["type"])
+    unknown: list[str] = []
+    last = caps.last_cap()
+    for names in (config["process"].get("capabilities") or {}).values():
+        caps.mask(names, last, unknown)
+    for name in sorted(set(unknown)):
+        # config.md: unknown capabilities are a warning, not an error (newer configs on
+        # older kernels).
+        print(f"pallet-runtime: warning: ignoring unknown or unavailable capability {name}",
+              file=sys.stderr)
     if linux.get("seccomp"):
         raise errors.InvalidArgument("linux.seccomp is not supported by this pallet-runtime yet")
     for t, path in nss.items():
@@ -211,12 +226,19 @@ class _Creation:
         self.opts = opts
         self.stage1 = 0
         self.init_pid = 0
+        self.fifo_fd = -1
+        self.hooks_started = False
 
     def start(self) -> None:
         st, opts = self.state, self.opts
         os.mkfifo(st.fifo, 0o622)
         os.chmod(st.fifo, 0o622)
+        # Opened here and inherited: the init may run as a user that cannot reach --root.
+        self.fifo_fd = os.open(st.fifo, os.O_PATH | os.O_CLOEXEC)
         self.cg.create()
+        linux = st.config.get("linux", {})
+        if linux.get("resources"):
+            self.cg.apply(linux["resources"])
         console = opts.console
         if opts.console_socket:
             console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -237,9 +259,11 @@ class _Creation:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child_main(parent_sock, child_sock, st, opts, console, self.cg.paths)
+            _child_main(parent_sock, child_sock, st, opts, console, self.cg.paths,
+                        self.fifo_fd)
         self.stage1 = pid
         child_sock.close()
+        os.close(self.fifo_fd)
         if console is not None and opts.console is None:
             console.close()
         try:
@@ -271,18 +295,19 @@ class _Creation:
                 _reap(self.stage1)
                 self.stage1 = 0
             elif kind == "hooks":
+                self.hooks_started = True
                 public = self.state.public()
                 public.update(status=CREATING, pid=self.init_pid)
                 hooks.run_hooks(config, "prestart", public)
                 hooks.run_hooks(config, "createRuntime", public)
-                public["status"] = CREATED
                 sync.send(sock, "hooks-done", state=public)
             elif kind == "ready":
                 return
             else:
                 raise errors.SystemError_(f"sync: unexpected message {kind!r}")
 
-    def undo(self) -> None:
+    def undo(self, error: BaseException | None = None) -> None:
+        public = self.state.public() if self.hooks_started else None
         if self.init_pid:
             _kill_and_wait(self.init_pid)
         if self.stage1:
@@ -294,6 +319,11 @@ class _Creation:
                 _kill_and_wait(pid)
             self.cg.destroy()
         remove_state_dir(self.state.dir)
+        if public is not None:
+            # runtime.md lifecycle: a failed create hook continues at step 12, destroy,
+            # and step 13 runs the poststop hooks.
+            public["status"] = "stopped"
+            hooks.run_poststop(self.state.config, public)
 
 
 def _reap(pid: int) -> None:
@@ -335,13 +365,13 @@ def _write_idmaps(pid: int, config: dict[str, Any]) -> None:
 
 def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: ContainerState,
                 opts: CreateOptions, console: _socket.socket | None,
-                cgroup_paths: dict[str, str]) -> None:
+                cgroup_paths: dict[str, str], fifo_fd: int) -> None:
     """Stage-1 and (after the second fork) init. Never returns: every path ends in
     os._exit or execve, and any exception goes back to the parent as a message."""
     gc.disable()
     try:
         parent_sock.close()
-        _stage1(sock, st, opts, console, cgroup_paths)
+        _stage1(sock, st, opts, console, cgroup_paths, fifo_fd)
         os._exit(0)
     except BaseException as e:
         _report(sock, e)
@@ -362,7 +392,7 @@ def _report(sock: _socket.socket, e: BaseException) -> None:
 
 
 def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
-            console: _socket.socket | None, cgroup_paths: dict[str, str]) -> None:
+            console: _socket.socket | None, cgroup_paths: dict[str, str], fifo_fd: int) -> None:
     config = st.config
     sync.expect(sock, "go")
     nss = runtime_config.namespaces(config)
@@ -389,7 +419,7 @@ def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     pid = os.fork()
     if pid == 0:
         try:
-            _init(sock, st, opts, console, cgroup_paths, nss)
+            _init(sock, st, opts, console, cgroup_paths, nss, fifo_fd)
         except BaseException as e:
             _report(sock, e)
         os._exit(1)
@@ -414,21 +444,31 @@ def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
 
 def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
           console: _socket.socket | None, cgroup_paths: dict[str, str],
-          nss: dict[str, str]) -> None:
+          nss: dict[str, str], fifo_fd: int) -> None:
     config = st.config
     proc = config["process"]
     linux = config.get("linux", {})
+    # After pivot_root the host's Python library is out of reach: import now whatever the
+    # rest of the init needs.
+    if proc.get("terminal"):
+        import fcntl  # noqa: F401
+        import struct  # noqa: F401
+        import termios  # noqa: F401
+    if config.get("hooks", {}).get("startContainer"):
+        import subprocess  # noqa: F401
     setup = RootfsSetup(config, st.record["bundle"], userns="user" in nss,
                         new_netns=("network" in nss and not nss["network"]),
                         cgroup_paths=cgroup_paths, cgroupns="cgroup" in nss)
     if not opts.no_new_keyring:
         _join_session_keyring(st.id)
     setup.prepare()
-    fifo_fd = os.open(st.fifo, os.O_PATH | os.O_CLOEXEC)
+    # runc creates a missing cwd (as root, before the user switch).
+    paths.mkdir_all_in_root(setup.rootfs, proc["cwd"])
     if proc.get("terminal"):
         setup.prepare_console()
     sync.send(sock, "hooks")
     state = sync.expect(sock, "hooks-done")["state"]
+    state["pid"] = os.getpid()  # hooks in the container see the init as it sees itself
     hooks.run_hooks(config, "createContainer", state)
     setup.pivot(opts.no_pivot)
     if proc.get("terminal"):
@@ -442,8 +482,11 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     if config.get("domainname"):
         libc.setdomainname(config["domainname"])
     for key, value in linux.get("sysctl", {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise errors.InvalidArgument(f"linux.sysctl {key}={value}: {e.strerror}") from None
     setup.readonly_paths()
     setup.masked_paths()
     if "oomScoreAdj" in proc:
@@ -458,15 +501,12 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
         cwd_done = True
     except PermissionError:
         cwd_done = False
-    except FileNotFoundError:
-        raise errors.InvalidArgument(f"process.cwd {proc['cwd']}: no such directory") from None
     process.drop_privileges(proc)
     if not cwd_done:
         os.chdir(proc["cwd"])
     # A cwd reached through a leaked fd would lie outside the root: getcwd then fails.
     os.getcwd()
-    if "umask" in proc.get("user", {}):
-        os.umask(proc["user"]["umask"])
+    os.umask(proc.get("user", {}).get("umask", 0o022))
     if proc.get("noNewPrivileges"):
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
     env.setdefault("HOME", process.home_of(uid))
@@ -475,17 +515,18 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     path = process.lookpath(proc["args"][0], env)
     sync.send(sock, "ready")
     sock.close()
+    # Blocks until `start` opens the FIFO for reading; then the startContainer hooks run
+    # and their outcome goes back to `start` over the FIFO: "0", or "1" and the message.
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.close(fifo_fd)
+    try:
+        state["status"] = CREATED
+        hooks.run_hooks(config, "startContainer", state)
+    except errors.PalletError as e:
+        os.write(fd, b"1" + str(e).encode())
+        os._exit(1)
     os.write(fd, b"0")
     os.close(fd)
-    os.close(fifo_fd)
-    if config.get("hooks", {}).get("startContainer"):
-        state["status"] = CREATED
-        try:
-            hooks.run_hooks(config, "startContainer", state)
-        except errors.PalletError as e:
-            os.write(2, f"pallet-runtime: {e}\n".encode())
-            os._exit(1)
     process.reset_signals()
     try:
         os.execve(path, proc["args"], env)

@@ -43,3 +43,16 @@ def run_hooks(config: dict[str, Any], kind: str, state: dict[str, Any]) -> None:
                 f"{kind} hook #{i} ({path}) failed with status {proc.returncode}"
                 + (f": {detail}" if detail else "")
             )
+
+
+def run_poststop(config: dict[str, Any], state: dict[str, Any]) -> None:
+    """runtime.md lifecycle step 13: a failed poststop hook is a warning, and the remaining
+    hooks still run."""
+    import sys
+
+    for i, hook in enumerate(config.get("hooks", {}).get("poststop") or []):
+        try:
+            run_hooks({"hooks": {"poststop": [hook]}}, "poststop", state)
+        except FailedPrecondition as e:
+            print(f"pallet-runtime: warning: {e}".replace("hook #0", f"hook #{i}"),
+                  file=sys.stderr)

@@ -220,10 +220,17 @@ class RootfsSetup:
             with _target_fd(self.rootfs, path) as t:
                 libc.mount(d["path"], t, None, mnt.MS_BIND)
             return
+        want_rdev = os.makedev(d.get("major", 0), d.get("minor", 0))
         if os.path.lexists(path):
+            # config-linux.md#devices: an existing file that is not the requested device is
+            # an error; the same device is replaced (its mode and owner may differ).
+            st = os.lstat(path)
+            if stat.S_IFMT(st.st_mode) != _TYPES[kind] or (
+                    kind != "p" and st.st_rdev != want_rdev):
+                raise OSError(errno.EEXIST, f"device {d['path']}: a different file exists there")
             os.unlink(path)
         try:
-            os.mknod(path, _TYPES[kind] | mode, os.makedev(d.get("major", 0), d.get("minor", 0)))
+            os.mknod(path, _TYPES[kind] | mode, want_rdev)
         except OSError as e:
             raise OSError(e.errno, f"mknod {d['path']}: {e.strerror}") from None
         os.chown(path, d.get("uid", 0), d.get("gid", 0))
@@ -271,6 +278,11 @@ class RootfsSetup:
         finally:
             os.close(old_root)
             os.close(new_root)
+        prop = self.linux.get("rootfsPropagation")
+        if prop:
+            # config-linux.md#rootfs-mount-propagation is about the container's own root
+            # mount, which only exists as "/" from here on.
+            libc.mount(None, "/", None, mnt.PROPAGATION[prop])
 
     def finalize(self) -> None:
         if self.config["root"].get("readonly"):

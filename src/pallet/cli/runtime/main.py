@@ -95,11 +95,12 @@ class Context:
 
         try:
             with open(self.log, "a") as f:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                # runc's (logrus) shapes: containerd and podman read these back.
                 if self.log_format == "json":
-                    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                     f.write(json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n")
                 else:
-                    f.write(f"{level}: {msg}\n")
+                    f.write(f"time={json.dumps(stamp)} level={level} msg={json.dumps(msg)}\n")
         except OSError:
             pass
 

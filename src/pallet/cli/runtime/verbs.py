@@ -72,7 +72,7 @@ def list(ctx: Context, ns: Namespace) -> int:
             print(s["id"])
         return 0
     if ns.format == "json":
-        print(json.dumps(states))
+        print(json.dumps(states or None))  # runc prints null for no containers
         return 0
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     for s in states:
