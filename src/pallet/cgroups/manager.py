@@ -92,6 +92,50 @@ class Manager:
         else:
             v1.apply(self.paths, resources)
 
+    def freeze(self, frozen: bool, timeout: float = 10.0) -> None:
+        """v1 freezer.state or v2 cgroup.freeze, then wait until the kernel says it is
+        done: freezing is asynchronous."""
+        v1 = self.paths.get("freezer")
+        deadline = time.monotonic() + timeout
+        if v1:
+            want = "FROZEN" if frozen else "THAWED"
+            while True:
+                with open(os.path.join(v1, "freezer.state"), "w") as f:
+                    f.write(want)
+                with open(os.path.join(v1, "freezer.state")) as f:
+                    if f.read().strip() == want:
+                        return
+                if time.monotonic() > deadline:
+                    raise OSError(16, f"{v1}: the freezer did not reach {want}")
+                time.sleep(0.001)
+        v2 = self.paths.get("")
+        if v2 is None or not os.path.exists(os.path.join(v2, "cgroup.freeze")):
+            raise OSError(95, "no freezer: neither a v1 freezer hierarchy nor cgroup.freeze")
+        with open(os.path.join(v2, "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
+        while True:
+            with open(os.path.join(v2, "cgroup.events")) as f:
+                state = dict(line.split() for line in f if line.strip())
+            if state.get("frozen") == ("1" if frozen else "0"):
+                return
+            if time.monotonic() > deadline:
+                raise OSError(16, f"{v2}: cgroup.freeze did not take effect")
+            time.sleep(0.001)
+
+    def frozen(self) -> bool:
+        v1 = self.paths.get("freezer")
+        try:
+            if v1:
+                with open(os.path.join(v1, "freezer.state")) as f:
+                    return f.read().strip() == "FROZEN"
+            v2 = self.paths.get("")
+            if v2 is not None and self.unified_only:
+                with open(os.path.join(v2, "cgroup.freeze")) as f:
+                    return f.read().strip() == "1"
+        except OSError:
+            pass
+        return False
+
     def add(self, pid: int) -> None:
         for path in self.paths.values():
             with open(os.path.join(path, "cgroup.procs"), "w") as f:

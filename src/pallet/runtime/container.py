@@ -143,7 +143,33 @@ def delete(st: ContainerState, force: bool = False) -> None:
 
 
 def _thaw(st: ContainerState) -> None:
-    path = st.record.get("cgroupPaths", {}).get("freezer")
-    if path:
-        with suppress(OSError), open(os.path.join(path, "freezer.state"), "w") as f:
-            f.write("THAWED")
+    with suppress(OSError):
+        Manager(st.record.get("cgroupPaths", {})).freeze(False)
+
+
+def pids(st: ContainerState) -> list[int]:
+    """Every process of the container (its cgroup), or only the init without one."""
+    found = Manager(st.record.get("cgroupPaths", {})).pids()
+    if not found and st.alive():
+        found = [st.pid]
+    return found
+
+
+def pause(st: ContainerState) -> None:
+    status = st.status()
+    if status != RUNNING:
+        raise errors.FailedPrecondition(f"cannot pause container {st.id}: it is {status}")
+    try:
+        Manager(st.record.get("cgroupPaths", {})).freeze(True)
+    except OSError as e:
+        raise errors.Unavailable(f"pause {st.id}: {e}") from None
+
+
+def resume(st: ContainerState) -> None:
+    status = st.status()
+    if status != PAUSED:
+        raise errors.FailedPrecondition(f"cannot resume container {st.id}: it is {status}")
+    try:
+        Manager(st.record.get("cgroupPaths", {})).freeze(False)
+    except OSError as e:
+        raise errors.Unavailable(f"resume {st.id}: {e}") from None

@@ -39,13 +39,12 @@ import _socket
 import gc
 import os
 import sys
-import time
 
 from pallet import errors
 from pallet.cgroups import Manager
 from pallet.linux import caps, libc, paths
 from pallet.oci import runtime_config
-from pallet.runtime import hooks, process, sync
+from pallet.runtime import hooks, process, stages, sync
 from pallet.runtime.lite import suppress
 from pallet.runtime.rootfs import RootfsSetup
 from pallet.runtime.state import (
@@ -63,19 +62,6 @@ TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime st
 
 if TYPE_CHECKING:
     from typing import Any
-
-NS_FLAGS = {
-    "user": libc.CLONE_NEWUSER,
-    "pid": libc.CLONE_NEWPID,
-    "network": libc.CLONE_NEWNET,
-    "mount": libc.CLONE_NEWNS,
-    "ipc": libc.CLONE_NEWIPC,
-    "uts": libc.CLONE_NEWUTS,
-    "cgroup": libc.CLONE_NEWCGROUP,
-    "time": libc.CLONE_NEWTIME,
-}
-# Joining by path: the mount namespace last, since it changes how later paths resolve.
-JOIN_ORDER = ("ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 SYS_keyctl = 250
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -97,17 +83,6 @@ class CreateOptions:
         self.no_new_keyring = no_new_keyring
         self.subreaper = subreaper
         self.console = console
-
-
-class _ChildError(Exception):
-    pass
-
-
-def _error_from(msg: dict[str, Any]) -> errors.PalletError:
-    kind = msg.get("kind", "system")
-    cls = {c.kind: c for c in (errors.NotFound, errors.AlreadyExists, errors.InvalidArgument,
-                               errors.FailedPrecondition)}.get(kind, errors.SystemError_)
-    return cls(msg.get("message", "container init failed"))
 
 
 def _check_config(config: dict[str, Any], bundle: str) -> str:
@@ -286,13 +261,13 @@ class _Creation:
                 raise errors.SystemError_("container init exited before it was ready")
             kind = msg["type"]
             if kind == "error":
-                raise _error_from(msg)
+                raise stages.error_from(msg)
             if kind == "idmap":
                 _write_idmaps(msg["pid"], config)
                 sync.send(sock, "idmap-done")
             elif kind == "pid":
                 self.init_pid = msg["pid"]
-                _reap(self.stage1)
+                stages.reap(self.stage1)
                 self.stage1 = 0
             elif kind == "hooks":
                 self.hooks_started = True
@@ -309,14 +284,14 @@ class _Creation:
     def undo(self, error: BaseException | None = None) -> None:
         public = self.state.public() if self.hooks_started else None
         if self.init_pid:
-            _kill_and_wait(self.init_pid)
+            stages.kill_and_wait(self.init_pid)
         if self.stage1:
             with suppress(OSError):
                 os.kill(self.stage1, _signal.SIGKILL)
-            _reap(self.stage1)
+            stages.reap(self.stage1)
         with suppress(OSError):
             for pid in self.cg.pids():
-                _kill_and_wait(pid)
+                stages.kill_and_wait(pid)
             self.cg.destroy()
         remove_state_dir(self.state.dir)
         if public is not None:
@@ -324,22 +299,6 @@ class _Creation:
             # and step 13 runs the poststop hooks.
             public["status"] = "stopped"
             hooks.run_poststop(self.state.config, public)
-
-
-def _reap(pid: int) -> None:
-    with suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
-    with suppress(ProcessLookupError):
-        os.kill(pid, _signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while proc_start_time(pid) is not None and time.monotonic() < deadline:
-        with suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-        time.sleep(0.005)
 
 
 def _write_idmaps(pid: int, config: dict[str, Any]) -> None:
@@ -374,21 +333,8 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
         _stage1(sock, st, opts, console, cgroup_paths, fifo_fd)
         os._exit(0)
     except BaseException as e:
-        _report(sock, e)
+        stages.report(sock, e)
         os._exit(1)
-
-
-def _report(sock: _socket.socket, e: BaseException) -> None:
-    if isinstance(e, errors.PalletError):
-        kind, message = e.kind, e.message
-    elif isinstance(e, OSError):
-        kind, message = "system", e.strerror if e.strerror and not e.filename else str(e)
-        if e.filename:
-            message = f"{e.filename}: {e.strerror}"
-    else:
-        kind, message = "system", f"{type(e).__name__}: {e}"
-    with suppress(OSError):
-        sync.send(sock, "error", kind=kind, message=message)
 
 
 def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
@@ -398,20 +344,20 @@ def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     nss = runtime_config.namespaces(config)
     if "user" in nss:
         if nss["user"]:
-            _join(nss["user"], "user")
+            stages.join(nss["user"], "user")
         else:
             libc.unshare(libc.CLONE_NEWUSER)
             sync.send(sock, "idmap", pid=os.getpid())
             sync.expect(sock, "idmap-done")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-    for t in JOIN_ORDER:
+    for t in stages.JOIN_ORDER:
         if nss.get(t):
-            _join(nss[t], t)
+            stages.join(nss[t], t)
     flags = 0
     for t, path in nss.items():
         if not path and t != "user":
-            flags |= NS_FLAGS[t]
+            flags |= stages.NS_FLAGS[t]
     if flags:
         libc.unshare(flags)
     if "time" in nss and not nss["time"]:
@@ -421,17 +367,9 @@ def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
         try:
             _init(sock, st, opts, console, cgroup_paths, nss, fifo_fd)
         except BaseException as e:
-            _report(sock, e)
+            stages.report(sock, e)
         os._exit(1)
     sync.send(sock, "pid", pid=pid)
-
-
-def _join(path: str, t: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        libc.setns(fd, NS_FLAGS[t], f"{t} namespace {path}")
-    finally:
-        os.close(fd)
 
 
 def _write_time_offsets(offsets: dict[str, dict[str, int]]) -> None:
@@ -473,7 +411,7 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     setup.pivot(opts.no_pivot)
     if proc.get("terminal"):
         assert console is not None
-        _setup_console(console, proc.get("consoleSize"))
+        stages.setup_console(console, proc.get("consoleSize"))
     else:
         os.setsid()
     setup.finalize()
@@ -489,30 +427,8 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
             raise errors.InvalidArgument(f"linux.sysctl {key}={value}: {e.strerror}") from None
     setup.readonly_paths()
     setup.masked_paths()
-    if "oomScoreAdj" in proc:
-        process.set_oom_score_adj(proc["oomScoreAdj"])
-    process.set_rlimits(proc.get("rlimits", []))
     keep = {0, 1, 2, sock.fileno(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
-    process.close_fds_except(keep)
-    env = process.env_map(proc.get("env", []))
-    uid = proc.get("user", {}).get("uid", 0)
-    try:
-        os.chdir(proc["cwd"])
-        cwd_done = True
-    except PermissionError:
-        cwd_done = False
-    process.drop_privileges(proc)
-    if not cwd_done:
-        os.chdir(proc["cwd"])
-    # A cwd reached through a leaked fd would lie outside the root: getcwd then fails.
-    os.getcwd()
-    os.umask(proc.get("user", {}).get("umask", 0o022))
-    if proc.get("noNewPrivileges"):
-        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
-    env.setdefault("HOME", process.home_of(uid))
-    if "PATH" not in env:
-        env["PATH"] = process.DEFAULT_PATH
-    path = process.lookpath(proc["args"][0], env)
+    path, env = process.finish(proc, keep)
     sync.send(sock, "ready")
     sock.close()
     # Blocks until `start` opens the FIFO for reading; then the startContainer hooks run
@@ -527,12 +443,7 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
         os._exit(1)
     os.write(fd, b"0")
     os.close(fd)
-    process.reset_signals()
-    try:
-        os.execve(path, proc["args"], env)
-    except OSError as e:
-        os.write(2, f"pallet-runtime: exec {proc['args'][0]}: {e.strerror}\n".encode())
-        os._exit(127)
+    process.exec_now(path, proc["args"], env)
 
 
 def _join_session_keyring(container_id: str) -> None:
@@ -541,23 +452,5 @@ def _join_session_keyring(container_id: str) -> None:
     lib = ctypes.CDLL(None, use_errno=True)
     # Errors are ignored as runc does where keyrings are unavailable (ENOSYS, EACCES).
     lib.syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, f"_ses.{container_id}".encode())
-
-
-def _setup_console(console: _socket.socket, size: dict[str, int] | None) -> None:
-    import fcntl
-    import struct
-    import termios
-
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    if size:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-    if os.path.exists("/dev/console"):
-        libc.mount(name, "/dev/console", None, 4096)  # MS_BIND
-    sync.send_fds(console, name.encode(), [master])
-    os.close(master)
-    console.close()
-    os.login_tty(slave)
 
 

@@ -135,3 +135,46 @@ def reset_signals() -> None:
         except (OSError, ValueError):
             pass
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def finish(proc: dict[str, Any], keep_fds: set[int]) -> tuple[str, dict[str, str]]:
+    """Everything between the container's environment and execve, shared by the init and
+    by `exec`: OOM score and rlimits while still privileged, fds, cwd, the user switch and
+    capabilities, umask, no_new_privs. Returns the program's path and environment; the
+    lookup happens here so a missing program is an error of create/exec, not a silent exit.
+    """
+    if "oomScoreAdj" in proc:
+        set_oom_score_adj(proc["oomScoreAdj"])
+    set_rlimits(proc.get("rlimits", []))
+    close_fds_except(keep_fds)
+    env = env_map(proc.get("env", []))
+    uid = proc.get("user", {}).get("uid", 0)
+    try:
+        os.chdir(proc["cwd"])
+        cwd_done = True
+    except PermissionError:
+        # The cwd may only be reachable by the container's user: try again after the switch.
+        cwd_done = False
+    except FileNotFoundError:
+        raise InvalidArgument(f"process.cwd {proc['cwd']}: no such directory") from None
+    drop_privileges(proc)
+    if not cwd_done:
+        os.chdir(proc["cwd"])
+    # A cwd reached through a leaked fd would lie outside the root: getcwd then fails.
+    os.getcwd()
+    os.umask(proc.get("user", {}).get("umask", 0o022))
+    if proc.get("noNewPrivileges"):
+        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+    env.setdefault("HOME", home_of(uid))
+    if "PATH" not in env:
+        env["PATH"] = DEFAULT_PATH
+    return lookpath(proc["args"][0], env), env
+
+
+def exec_now(path: str, args: list[str], env: dict[str, str]) -> None:
+    reset_signals()
+    try:
+        os.execve(path, args, env)
+    except OSError as e:
+        os.write(2, f"pallet-runtime: exec {args[0]}: {e.strerror}\n".encode())
+        os._exit(127)

@@ -122,14 +122,9 @@ class ContainerState:
         return RUNNING
 
     def _frozen(self) -> bool:
-        path = self.record.get("cgroupPaths", {}).get("freezer")
-        if not path:
-            return False
-        try:
-            with open(os.path.join(path, "freezer.state")) as f:
-                return f.read().strip() == "FROZEN"
-        except OSError:
-            return False
+        from pallet.cgroups import Manager
+
+        return Manager(self.record.get("cgroupPaths", {})).frozen()
 
     def public(self) -> dict[str, Any]:
         """runtime.md#state, plus runc's rootfs/created/owner fields that tools read."""

@@ -21,13 +21,16 @@ class Flag:
         self.kind = kind
         self.dest = names[0].lstrip("-").replace("-", "_")
         self.default = False if kind is bool and default is None else default
+        if kind is list and default is None:
+            self.default = []
         self.help = help
 
 
 class Command:
     def __init__(self, name: str, help: str, flags: list[Flag], args: list[str],
-                 optional: dict[str, str] | None = None) -> None:
+                 optional: dict[str, str] | None = None, rest: bool = False) -> None:
         self.name = name
+        self.rest = rest  # trailing arguments are the verb's own (exec's command, ps's args)
         self.help = help
         self.flags = flags
         self.args = args
@@ -50,10 +53,12 @@ class Namespace:
 
 
 def parse_flags(argv: list[str], flags: list[Flag], ns: Namespace,
-                stop_at_positional: bool) -> list[str]:
+                stop_at_positional: bool, positionals: int | None = None) -> list[str]:
+    """Flags into `ns`; returns the positionals. With `positionals`, everything after that
+    many positionals is returned untouched (exec's command line keeps its own flags)."""
     by_name = {n: f for f in flags for n in f.names}
     for f in flags:
-        setattr(ns, f.dest, f.default)
+        setattr(ns, f.dest, list(f.default) if f.kind is list else f.default)
     rest: list[str] = []
     i = 0
     while i < len(argv):
@@ -76,12 +81,16 @@ def parse_flags(argv: list[str], flags: list[Flag], ns: Namespace,
                     if i >= len(argv):
                         raise UsageError(f"flag needs an argument: {arg}")
                     value = argv[i]
+                if flag.kind is list:  # repeatable: --env A=1 --env B=2
+                    getattr(ns, flag.dest).append(value)
+                    i += 1
+                    continue
                 try:
                     setattr(ns, flag.dest, flag.kind(value))
                 except ValueError:
                     raise UsageError(f"invalid value {value!r} for flag {name}") from None
         else:
-            if stop_at_positional:
+            if stop_at_positional or (positionals is not None and len(rest) >= positionals):
                 rest.extend(argv[i:])
                 break
             rest.append(arg)
@@ -90,7 +99,8 @@ def parse_flags(argv: list[str], flags: list[Flag], ns: Namespace,
 
 
 def parse_command(cmd: Command, argv: list[str], ns: Namespace) -> None:
-    rest = parse_flags(argv, cmd.flags, ns, stop_at_positional=False)
+    rest = parse_flags(argv, cmd.flags, ns, stop_at_positional=False,
+                       positionals=len(cmd.args) if cmd.rest else None)
     if len(rest) < len(cmd.args):
         missing = " ".join(cmd.args[len(rest):])
         raise UsageError(f"{cmd.name}: missing argument {missing}\n\n{cmd.usage()}")
@@ -100,5 +110,5 @@ def parse_command(cmd: Command, argv: list[str], ns: Namespace) -> None:
     for name, default in cmd.optional.items():
         setattr(ns, name, extra.pop(0) if extra else default)
     ns.extra_args = extra
-    if extra and cmd.name not in ("ps",):
+    if extra and not cmd.rest:
         raise UsageError(f"{cmd.name}: unexpected arguments {' '.join(extra)}")

@@ -36,15 +36,13 @@ def run(ctx: Context, ns: Namespace, make_opts: Callable[..., Any]) -> int:
         raise InvalidArgument("run --detach with process.terminal needs --console-socket")
     ours = theirs = None
     if own_console:
-        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        ours, theirs = own_console()
     st = create(ctx.root, ns.id, make_opts(ns, subreaper=not ns.detach, console=theirs))
     master = None
     if ours is not None:
         assert theirs is not None
         theirs.close()
-        _, fds = sync.recv_fds(ours, 4096, 1)
-        master = fds[0]
-        ours.close()
+        master = receive_master(ours)
     try:
         container.start(st)
     except BaseException:
@@ -52,7 +50,15 @@ def run(ctx: Context, ns: Namespace, make_opts: Callable[..., Any]) -> int:
         raise
     if ns.detach:
         return 0
-    pid = st.pid
+    status = supervise(st.pid, master)
+    if not ns.keep:
+        container.delete(st, force=True)
+    return status
+
+
+def supervise(pid: int, master: int | None) -> int:
+    """Stay the process's parent until it exits: forward signals, proxy its terminal, and
+    return its status the way a shell reports it."""
 
     def forward(sig: int, _frame: object) -> None:
         with suppress(ProcessLookupError):
@@ -62,10 +68,18 @@ def run(ctx: Context, ns: Namespace, make_opts: Callable[..., Any]) -> int:
         _signal.signal(sig, forward)
     if master is not None:
         _proxy(master, pid)
-    status = _wait(pid)
-    if not ns.keep:
-        container.delete(st, force=True)
-    return status
+    return _wait(pid)
+
+
+def own_console() -> tuple[_socket.socket, _socket.socket]:
+    """A socketpair standing in for --console-socket when we proxy the terminal ourselves."""
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+
+
+def receive_master(ours: _socket.socket) -> int:
+    _, fds = sync.recv_fds(ours, 4096, 1)
+    ours.close()
+    return fds[0]
 
 
 def _wait(pid: int) -> int:
