@@ -43,7 +43,7 @@ def test_pause_resume(runtime, bundle):
 
 
 def test_delete_force_paused(runtime, bundle):
-    cid, st = running(runtime, bundle)
+    cid, _ = running(runtime, bundle)
     runtime("pause", cid).ok()
     runtime.delete(cid, "--force").ok()
     runtime("state", cid).failed("does not exist")

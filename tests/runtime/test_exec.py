@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from .support import ConsoleSocket, read_pty, status_field, wait_for
 
@@ -27,7 +28,7 @@ def test_exec_joins_namespaces_and_cgroup(runtime, bundle):
     init = st["pid"]
     want = [os.readlink(f"/proc/{init}/ns/{n}") for n in ("pid", "net", "mnt", "uts", "ipc")]
     assert lines[1:6] == want
-    init_cgroups = open(f"/proc/{init}/cgroup").read().split()
+    init_cgroups = Path(f"/proc/{init}/cgroup").read_text().split()
     assert sorted(lines[6:]) == sorted(init_cgroups)
 
 
@@ -76,7 +77,7 @@ def test_exec_detach_pid_file(runtime, bundle, tmp_path):
     runtime.detached("exec", "--detach", "--pid-file", str(pid_file), cid, "sleep", "30",
                      tag="execd").ok()
     pid = int(pid_file.read_text())
-    assert open(f"/proc/{pid}/cmdline").read().split("\0")[0] == "sleep"
+    assert Path(f"/proc/{pid}/cmdline").read_text().split("\0")[0] == "sleep"
     assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(
         f"/proc/{runtime.state(cid)['pid']}/ns/pid")
 

@@ -63,6 +63,9 @@ def parse_flags(argv: list[str], flags: list[Flag], ns: Namespace,
     i = 0
     while i < len(argv):
         arg = argv[i]
+        if positionals is not None and len(rest) >= positionals:
+            rest.extend(argv[i:])
+            break
         if arg == "--":
             rest.extend(argv[i + 1:])
             break
