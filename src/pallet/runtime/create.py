@@ -44,7 +44,7 @@ from pallet import errors
 from pallet.cgroups import Manager
 from pallet.linux import caps, libc, paths
 from pallet.oci import runtime_config
-from pallet.runtime import hooks, process, stages, sync
+from pallet.runtime import hooks, process, stages, sync, trampoline
 from pallet.runtime.lite import suppress
 from pallet.runtime.rootfs import RootfsSetup
 from pallet.runtime.state import (
@@ -397,6 +397,10 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     setup = RootfsSetup(config, st.record["bundle"], userns="user" in nss,
                         new_netns=("network" in nss and not nss["network"]),
                         cgroup_paths=cgroup_paths, cgroupns="cgroup" in nss)
+    # Non-dumpable before any container process can see this one: its /proc entries then
+    # need CAP_SYS_PTRACE, and its exe (the host's python) stays out of reach.
+    libc.prctl(libc.PR_SET_DUMPABLE, 0)
+    tramp = trampoline.sealed_fd()
     if not opts.no_new_keyring:
         _join_session_keyring(st.id)
     setup.prepare()
@@ -428,6 +432,8 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     setup.readonly_paths()
     setup.masked_paths()
     keep = {0, 1, 2, sock.fileno(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
+    if tramp is not None:
+        keep.add(tramp)
     path, env = process.finish(proc, keep)
     sync.send(sock, "ready")
     sock.close()
@@ -443,7 +449,7 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
         os._exit(1)
     os.write(fd, b"0")
     os.close(fd)
-    process.exec_now(path, proc["args"], env)
+    process.exec_now(path, proc["args"], env, tramp)
 
 
 def _join_session_keyring(container_id: str) -> None:

@@ -27,7 +27,7 @@ from pallet import errors
 from pallet.cgroups import Manager
 from pallet.linux import caps, libc
 from pallet.oci import runtime_config
-from pallet.runtime import process, stages, sync
+from pallet.runtime import process, stages, sync, trampoline
 from pallet.runtime.state import CREATED, PAUSED, RUNNING, ContainerState
 
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
@@ -196,6 +196,8 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
     try:
         parent_sock.close()
         sync.expect(sock, "go")
+        libc.prctl(libc.PR_SET_DUMPABLE, 0)  # see create._init
+        tramp = trampoline.sealed_fd()
         # After setns(mnt) the host's Python library is out of reach.
         if proc.get("terminal"):
             import fcntl  # noqa: F401
@@ -211,7 +213,7 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
         pid = os.fork()
         if pid == 0:
             try:
-                _process(sock, proc, console, opts)
+                _process(sock, proc, console, opts, tramp)
             except BaseException as e:
                 stages.report(sock, e)
             os._exit(1)
@@ -223,7 +225,7 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
 
 
 def _process(sock: _socket.socket, proc: dict[str, Any], console: _socket.socket | None,
-             opts: ExecOptions) -> None:
+             opts: ExecOptions, tramp: int | None) -> None:
     os.chdir("/")
     if proc.get("terminal"):
         assert console is not None
@@ -231,6 +233,8 @@ def _process(sock: _socket.socket, proc: dict[str, Any], console: _socket.socket
     else:
         os.setsid()
     keep = {0, 1, 2, sock.fileno(), *range(3, 3 + opts.preserve_fds)}
+    if tramp is not None:
+        keep.add(tramp)
     path, env = process.finish(proc, keep)
     # No "ready": the socket is close-on-exec, so the parent's EOF means execve succeeded.
-    process.exec_now(path, proc["args"], env)
+    process.exec_now(path, proc["args"], env, tramp)

@@ -77,6 +77,8 @@ def lookpath(name: str, env: dict[str, str]) -> str:
     if "/" in name:
         if not os.path.exists(name):
             raise NotFound(f"exec: {name!r}: no such file or directory")
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise InvalidArgument(f"exec: {name!r}: permission denied")
         return name
     for d in env.get("PATH", DEFAULT_PATH).split(":"):
         candidate = os.path.join(d or ".", name)
@@ -171,9 +173,13 @@ def finish(proc: dict[str, Any], keep_fds: set[int]) -> tuple[str, dict[str, str
     return lookpath(proc["args"][0], env), env
 
 
-def exec_now(path: str, args: list[str], env: dict[str, str]) -> None:
+def exec_now(path: str, args: list[str], env: dict[str, str],
+             trampoline_fd: int | None = None) -> None:
+    """The final execve, through the sealed trampoline when there is one (trampoline.c)."""
     reset_signals()
     try:
+        if trampoline_fd is not None:
+            os.execve(trampoline_fd, ["pallet-exec", path, *args], env)
         os.execve(path, args, env)
     except OSError as e:
         os.write(2, f"pallet-runtime: exec {args[0]}: {e.strerror}\n".encode())
