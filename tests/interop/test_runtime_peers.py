@@ -2,8 +2,8 @@
 conmon), containerd (its runc v2 shim with another binary) and dockerd (`--add-runtime`).
 
 Each peer runs on temporary roots inside the test's private mount namespace; every case runs
-with runc first (the reference) and then pallet-runtime. Seccomp is left unconfined until
-pallet-runtime implements it (the peers' default profiles are then covered too).
+with runc first (the reference) and then pallet-runtime, with each peer's own default
+seccomp profile.
 """
 
 from __future__ import annotations
@@ -94,20 +94,19 @@ def podman(tmp_path_factory, layout):
 
 
 def test_podman_run(podman, runtime_path):
-    opts = ["--network", "none", *ULIMITS, "--security-opt", "seccomp=unconfined",
-            "--runtime", runtime_path]
+    opts = ["--network", "none", *ULIMITS, "--runtime", runtime_path]
     r = sh(*podman, "run", "--rm", *opts, "localhost/busybox", "sh", "-c",
-           "echo hello; id -u; hostname; cat /proc/self/cgroup | head -1")
+           "echo hello; id -u; hostname; grep '^Seccomp:' /proc/self/status")
     lines = r.stdout.splitlines()
     assert lines[0] == "hello" and lines[1] == "0"
+    assert lines[3].split() == ["Seccomp:", "2"]  # podman's default profile is loaded
     assert len(lines[2]) == 12  # podman's hostname: the container id's first 12 digits
     assert sh(*podman, "run", "--rm", *opts, "localhost/busybox", "sh", "-c", "exit 3",
               check=False).returncode == 3
 
 
 def test_podman_lifecycle(podman, runtime_path):
-    opts = ["--network", "none", *ULIMITS, "--security-opt", "seccomp=unconfined",
-            "--runtime", runtime_path]
+    opts = ["--network", "none", *ULIMITS, "--runtime", runtime_path]
     name = f"life-{os.path.basename(runtime_path)}"
     sh(*podman, "run", "-d", "--name", name, *opts, "localhost/busybox", "sh", "-c",
        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
@@ -129,8 +128,7 @@ def test_podman_lifecycle(podman, runtime_path):
 
 
 def test_podman_tty(podman, runtime_path):
-    opts = ["--network", "none", *ULIMITS, "--security-opt", "seccomp=unconfined",
-            "--runtime", runtime_path]
+    opts = ["--network", "none", *ULIMITS, "--runtime", runtime_path]
     cmd = " ".join([*podman, "run", "--rm", "-t", *opts, "localhost/busybox", "sh", "-c",
                     "'tty; echo tty-ok'"])
     r = sh("script", "-qec", cmd, "/dev/null")
@@ -165,9 +163,11 @@ def containerd(tmp_path_factory, layout):
 
 def test_containerd_run(containerd, runtime_path):
     cid = f"c-{os.path.basename(runtime_path)}"
-    r = sh(*containerd, "run", "--rm", "--runc-binary", runtime_path,
-           "docker.io/library/busybox:latest", cid, "sh", "-c", "echo hello-ctd; id -u")
-    assert r.stdout.split() == ["hello-ctd", "0"]
+    r = sh(*containerd, "run", "--rm", "--seccomp", "--runc-binary", runtime_path,
+           "docker.io/library/busybox:latest", cid, "sh", "-c",
+           "echo hello-ctd; id -u; grep '^Seccomp:' /proc/self/status; unshare -r true 2>/dev/null || echo denied")
+    # containerd's default profile: unshare(CLONE_NEWUSER) is refused for a default container
+    assert r.stdout.split() == ["hello-ctd", "0", "Seccomp:", "2", "denied"]
 
 
 def test_containerd_task_lifecycle(containerd, runtime_path):
@@ -230,10 +230,10 @@ def dockerd(tmp_path_factory, layout):
 
 def test_dockerd_run_exec_stop(dockerd, runtime_path):
     rt = "runc" if runtime_path.endswith("/runc") else "pallet"
-    opts = ["--runtime", rt, "--network", "none", "--security-opt", "seccomp=unconfined"]
-    r = sh("docker", "run", "--rm", *opts, "busybox", "sh", "-c", "echo hello-docker; id -u",
-           env=dockerd)
-    assert r.stdout.split() == ["hello-docker", "0"]
+    opts = ["--runtime", rt, "--network", "none"]
+    r = sh("docker", "run", "--rm", *opts, "busybox", "sh", "-c",
+           "echo hello-docker; id -u; grep '^Seccomp:' /proc/self/status", env=dockerd)
+    assert r.stdout.split() == ["hello-docker", "0", "Seccomp:", "2"]
     name = f"d-{rt}"
     sh("docker", "run", "-d", "--name", name, *opts, "busybox", "sleep", "1000", env=dockerd)
     assert sh("docker", "exec", name, "echo", "in-exec", env=dockerd).stdout.strip() == "in-exec"

@@ -434,3 +434,20 @@ def send_to_listener(listener_path: str, fd: int, state: dict[str, Any],
                           f"fd: {e.strerror or e}") from None
     finally:
         sock.close()
+
+
+def features() -> dict[str, Any]:
+    """The `linux.seccomp` part of `features` (features-linux.md)."""
+    try:
+        have = version()
+    except OSError:
+        return {"enabled": False}
+    supported = [f for f, (_, need) in FLAGS.items() if have >= need]
+    return {
+        "enabled": True,
+        "actions": sorted(ACTIONS),
+        "operators": sorted(OPERATORS),
+        "archs": sorted(ARCHES),
+        "knownFlags": sorted(FLAGS),
+        "supportedFlags": sorted(supported),
+    }

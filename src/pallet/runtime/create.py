@@ -118,7 +118,9 @@ def _check_config(config: dict[str, Any], bundle: str) -> str:
         print(f"pallet-runtime: warning: ignoring unknown or unavailable capability {name}",
               file=sys.stderr)
     if linux.get("seccomp"):
-        raise errors.InvalidArgument("linux.seccomp is not supported by this pallet-runtime yet")
+        from pallet.linux import seccomp
+
+        seccomp.validate(linux["seccomp"])
     for t, path in nss.items():
         if path and not os.path.exists(path):
             raise errors.NotFound(f"linux.namespaces: {t} namespace path {path} does not exist")
@@ -276,10 +278,31 @@ class _Creation:
                 hooks.run_hooks(config, "prestart", public)
                 hooks.run_hooks(config, "createRuntime", public)
                 sync.send(sock, "hooks-done", state=public)
+            elif kind == "seccomp":
+                self._seccomp_listener(sock)
             elif kind == "ready":
                 return
             else:
                 raise errors.SystemError_(f"sync: unexpected message {kind!r}")
+
+    def _seccomp_listener(self, sock: _socket.socket) -> None:
+        """SCMP_ACT_NOTIFY: the init's listener fd goes to the agent at listenerPath with
+        the container state (config-linux.md#seccomp); the fd comes in a datagram of its own
+        because sync.recv drops ancillary data."""
+        from pallet.linux import seccomp
+
+        _, fds = sync.recv_fds(sock, 64, 1)
+        if not fds:
+            raise errors.SystemError_("seccomp: the init sent no listener fd")
+        sc = self.state.config["linux"]["seccomp"]
+        public = self.state.public()
+        public.update(status=CREATING, pid=self.init_pid)
+        try:
+            seccomp.send_to_listener(sc["listenerPath"], fds[0], public,
+                                     sc.get("listenerMetadata", ""))
+        finally:
+            os.close(fds[0])
+        sync.send(sock, "seccomp-done")
 
     def undo(self, error: BaseException | None = None) -> None:
         public = self.state.public() if self.hooks_started else None
@@ -403,6 +426,12 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     tramp = trampoline.sealed_fd()
     if not opts.no_new_keyring:
         _join_session_keyring(st.id)
+    # libseccomp is loaded and the filter built while the host's libraries are reachable.
+    flt = None
+    if linux.get("seccomp"):
+        from pallet.linux import seccomp
+
+        flt = seccomp.prepare(linux["seccomp"])
     setup.prepare()
     # runc creates a missing cwd (as root, before the user switch).
     paths.mkdir_all_in_root(setup.rootfs, proc["cwd"])
@@ -434,7 +463,7 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     keep = {0, 1, 2, sock.fileno(), fifo_fd, *range(3, 3 + opts.preserve_fds)}
     if tramp is not None:
         keep.add(tramp)
-    path, env = process.finish(proc, keep)
+    path, env = process.finish(proc, keep, _seccomp_loader(flt, sock))
     sync.send(sock, "ready")
     sock.close()
     # Blocks until `start` opens the FIFO for reading; then the startContainer hooks run
@@ -450,6 +479,23 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     os.write(fd, b"0")
     os.close(fd)
     process.exec_now(path, proc["args"], env, tramp)
+
+
+def _seccomp_loader(flt: Any, sock: _socket.socket) -> Any:
+    """The callback process.finish calls at the right moment to load the filter; a NOTIFY
+    listener fd is handed to the parent, which passes it on to the agent."""
+    if flt is None:
+        return None
+
+    def load() -> None:
+        fd = flt.load()
+        if fd is not None:
+            sync.send(sock, "seccomp")
+            sync.send_fds(sock, b"seccomp-fd", [fd])
+            os.close(fd)
+            sync.expect(sock, "seccomp-done")
+
+    return load
 
 
 def _join_session_keyring(container_id: str) -> None:

@@ -198,6 +198,17 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
         sync.expect(sock, "go")
         libc.prctl(libc.PR_SET_DUMPABLE, 0)  # see create._init
         tramp = trampoline.sealed_fd()
+        # Built before setns(mnt): after it the host's libseccomp is out of reach.
+        sc = st.config.get("linux", {}).get("seccomp")
+        flt = None
+        if sc:
+            from pallet.linux import seccomp
+
+            if seccomp.uses_notify(sc):
+                raise errors.InvalidArgument(
+                    "exec into a container whose seccomp uses SCMP_ACT_NOTIFY is not "
+                    "supported yet")
+            flt = seccomp.prepare(sc)
         # After setns(mnt) the host's Python library is out of reach.
         if proc.get("terminal"):
             import fcntl  # noqa: F401
@@ -213,7 +224,7 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
         pid = os.fork()
         if pid == 0:
             try:
-                _process(sock, proc, console, opts, tramp)
+                _process(sock, proc, console, opts, tramp, flt)
             except BaseException as e:
                 stages.report(sock, e)
             os._exit(1)
@@ -225,7 +236,7 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
 
 
 def _process(sock: _socket.socket, proc: dict[str, Any], console: _socket.socket | None,
-             opts: ExecOptions, tramp: int | None) -> None:
+             opts: ExecOptions, tramp: int | None, flt: Any = None) -> None:
     os.chdir("/")
     if proc.get("terminal"):
         assert console is not None
@@ -235,6 +246,6 @@ def _process(sock: _socket.socket, proc: dict[str, Any], console: _socket.socket
     keep = {0, 1, 2, sock.fileno(), *range(3, 3 + opts.preserve_fds)}
     if tramp is not None:
         keep.add(tramp)
-    path, env = process.finish(proc, keep)
+    path, env = process.finish(proc, keep, (lambda: flt.load() and None) if flt else None)
     # No "ready": the socket is close-on-exec, so the parent's EOF means execve succeeded.
     process.exec_now(path, proc["args"], env, tramp)

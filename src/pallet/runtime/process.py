@@ -14,6 +14,7 @@ from pallet.linux import caps, libc
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -139,16 +140,24 @@ def reset_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
-def finish(proc: dict[str, Any], keep_fds: set[int]) -> tuple[str, dict[str, str]]:
+def finish(proc: dict[str, Any], keep_fds: set[int],
+           load_seccomp: Callable[[], None] | None = None) -> tuple[str, dict[str, str]]:
     """Everything between the container's environment and execve, shared by the init and
     by `exec`: OOM score and rlimits while still privileged, fds, cwd, the user switch and
     capabilities, umask, no_new_privs. Returns the program's path and environment; the
     lookup happens here so a missing program is an error of create/exec, not a silent exit.
+
+    Seccomp goes last, so the runtime's own calls are not filtered: after no_new_privs when
+    the config sets it; otherwise before the user switch, while CAP_SYS_ADMIN still allows
+    loading a filter without no_new_privs (runc's order).
     """
     if "oomScoreAdj" in proc:
         set_oom_score_adj(proc["oomScoreAdj"])
     set_rlimits(proc.get("rlimits", []))
     close_fds_except(keep_fds)
+    nnp = bool(proc.get("noNewPrivileges"))
+    if load_seccomp is not None and not nnp:
+        load_seccomp()
     env = env_map(proc.get("env", []))
     uid = proc.get("user", {}).get("uid", 0)
     try:
@@ -165,8 +174,10 @@ def finish(proc: dict[str, Any], keep_fds: set[int]) -> tuple[str, dict[str, str
     # A cwd reached through a leaked fd would lie outside the root: getcwd then fails.
     os.getcwd()
     os.umask(proc.get("user", {}).get("umask", 0o022))
-    if proc.get("noNewPrivileges"):
+    if nnp:
         libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+        if load_seccomp is not None:
+            load_seccomp()
     env.setdefault("HOME", home_of(uid))
     if "PATH" not in env:
         env["PATH"] = DEFAULT_PATH
