@@ -165,7 +165,8 @@ def test_containerd_run(containerd, runtime_path):
     cid = f"c-{os.path.basename(runtime_path)}"
     r = sh(*containerd, "run", "--rm", "--seccomp", "--runc-binary", runtime_path,
            "docker.io/library/busybox:latest", cid, "sh", "-c",
-           "echo hello-ctd; id -u; grep '^Seccomp:' /proc/self/status; unshare -r true 2>/dev/null || echo denied")
+           "echo hello-ctd; id -u; grep '^Seccomp:' /proc/self/status; "
+           "unshare -r true 2>/dev/null || echo denied")
     # containerd's default profile: unshare(CLONE_NEWUSER) is refused for a default container
     assert r.stdout.split() == ["hello-ctd", "0", "Seccomp:", "2", "denied"]
 
