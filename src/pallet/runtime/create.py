@@ -212,8 +212,19 @@ class _Creation:
         os.chmod(st.fifo, 0o622)
         # Opened here and inherited: the init may run as a user that cannot reach --root.
         self.fifo_fd = os.open(st.fifo, os.O_PATH | os.O_CLOEXEC)
-        self.cg.create()
         linux = st.config.get("linux", {})
+        try:
+            self.cg.create()
+        except PermissionError as e:
+            # Rootless: without a delegated cgroup the container simply has none, as with
+            # runc, unless it asks for limits that need one.
+            if os.geteuid() == 0 or linux.get("resources", {}).keys() - {"devices"}:
+                raise errors.FailedPrecondition(
+                    f"cannot create the container's cgroup: {e.strerror} ({e.filename}); "
+                    "resource limits need a cgroup this user may write") from None
+            self.cg.paths = {}
+            st.record["cgroupPaths"] = {}
+            linux = {k: v for k, v in linux.items() if k != "resources"}
         if linux.get("resources"):
             self.cg.apply(linux["resources"])
         console = opts.console

@@ -125,9 +125,16 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def default_root(given: str) -> str:
+    """runc's rule: an unprivileged caller keeps its state under $XDG_RUNTIME_DIR."""
+    if given == DEFAULT_ROOT and os.geteuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "pallet-runtime")
+    return given
+
+
 class Context:
     def __init__(self, ns: Namespace) -> None:
-        self.root = os.path.abspath(ns.root)
+        self.root = os.path.abspath(default_root(ns.root))
         self.log = ns.log
         self.log_format = ns.log_format
         self.debug = ns.debug
