@@ -139,8 +139,12 @@ class LocalStore:
     # --- Ingester ----------------------------------------------------------------------------
 
     def writer(self, ref: str, *, total: int | None = None,
-               expected: Digest | str | None = None) -> LocalWriter:
-        """Open (or resume) the ingest `ref`. Only one writer per ref at a time."""
+               expected: Digest | str | None = None,
+               algorithm: str | None = None) -> LocalWriter:
+        """Open (or resume) the ingest `ref`. Only one writer per ref at a time.
+
+        `algorithm` hashes as it writes when the digest is not known yet but its algorithm
+        is (a registry upload with `digest-algorithm=sha512`), so commit needs no re-read."""
         exp = None if expected is None else _digest.parse(expected)
         if exp is not None and self.exists(exp):
             raise AlreadyExists(f"content {exp}: already exists")
@@ -160,7 +164,7 @@ class LocalStore:
                 _write_small(os.path.join(d, "total"), str(total))
             if exp is not None:
                 _write_small(os.path.join(d, "expected"), str(exp))
-            return LocalWriter(self, ref, d, lock, exp)
+            return LocalWriter(self, ref, d, lock, exp, algorithm)
         except BaseException:
             os.close(lock)
             raise
@@ -212,7 +216,7 @@ class LocalWriter:
     """One ingest's writer. Appends only; `truncate` rewinds for a retry from an offset."""
 
     def __init__(self, store: LocalStore, ref: str, dirpath: str, lock_fd: int,
-                 expected: Digest | None) -> None:
+                 expected: Digest | None, algorithm: str | None = None) -> None:
         self.store = store
         self.ref = ref
         self._dir = dirpath
@@ -220,7 +224,8 @@ class LocalWriter:
         self._expected = expected
         self._path = os.path.join(dirpath, "data")
         self._f: BinaryIO | None = open(self._path, "ab")  # noqa: SIM115 - lives with writer
-        self._algo = expected.algorithm if expected is not None else _digest.CANONICAL
+        self._algo = expected.algorithm if expected is not None else \
+            (algorithm or _digest.CANONICAL)
         self._digester = self._rehash(os.path.getsize(self._path))
 
     def _rehash(self, upto: int) -> Digester:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from pallet.cli.pallet.image import image
+from pallet.cli.pallet.registry import registry
 from pallet.errors import MAPPING, PalletError
 
 
@@ -22,6 +23,7 @@ def cli(ctx: click.Context, root: str, snapshotter: str | None) -> None:
 
 
 cli.add_command(image)
+cli.add_command(registry)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""`pallet registry`: a distribution-spec server over the content store."""
