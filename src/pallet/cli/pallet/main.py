@@ -7,7 +7,9 @@ import sys
 import click
 
 from pallet.cli.pallet.image import image
+from pallet.cli.pallet.login import login_cmd, logout_cmd
 from pallet.cli.pallet.registry import registry
+from pallet.cli.pallet.transfer import pull_cmd, push_cmd
 from pallet.errors import MAPPING, PalletError
 
 
@@ -24,6 +26,8 @@ def cli(ctx: click.Context, root: str, snapshotter: str | None) -> None:
 
 cli.add_command(image)
 cli.add_command(registry)
+for _cmd in (pull_cmd, push_cmd, login_cmd, logout_cmd):
+    cli.add_command(_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
