@@ -87,7 +87,6 @@ class Manager:
         from pallet.cgroups import v1, v2
 
         if self.unified_only:
-            # Device rules on v2 need an eBPF program (not yet): they are not enforced.
             v2.apply(self.paths[""], resources)
         else:
             v1.apply(self.paths, resources)

@@ -87,6 +87,15 @@ def apply(path: str, r: dict[str, Any]) -> None:
                   f"blockIO.{key}")
     for h in r.get("hugepageLimits") or []:
         write(path, f"hugetlb.{h['pageSize']}.max", h["limit"], "hugepageLimits")
+    if "devices" in r:
+        from pallet.cgroups import devices_bpf
+        from pallet.cgroups.v1 import DEFAULT_ALLOWED
+
+        rules = list(r["devices"] or []) + [_parse_rule(x) for x in DEFAULT_ALLOWED]
+        try:
+            devices_bpf.attach(path, rules)
+        except OSError as e:
+            raise InvalidArgument(f"linux.resources.devices: {e.strerror}") from None
     for key, value in (r.get("unified") or {}).items():
         if "/" in key or key.startswith("."):
             raise InvalidArgument(f"linux.resources.unified: bad key {key!r}")
@@ -95,3 +104,12 @@ def apply(path: str, r: dict[str, Any]) -> None:
 
 def _max(value: int) -> str:
     return "max" if value is None or value < 0 else str(value)
+
+
+def _parse_rule(text: str) -> dict[str, Any]:
+    """"c 1:3 rwm" (the v1 file syntax of the default allow list) as an OCI device rule."""
+    kind, numbers, access = text.split()
+    major, minor = numbers.split(":")
+    return {"allow": True, "type": kind, "access": access,
+            "major": -1 if major == "*" else int(major),
+            "minor": -1 if minor == "*" else int(minor)}
