@@ -31,7 +31,7 @@ DEFAULT_CHUNK = 0  # 0: monolithic uploads
 def with_query(location: str, **params: str) -> str:
     """`location` with `params` added to its query (a Location may carry its own)."""
     parts = urlsplit(location)
-    query = parts.query + ("&" if parts.query else "") + urlencode(params)
+    query = parts.query + ("&" if parts.query else "") + urlencode(params, safe=":")
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 

@@ -38,6 +38,7 @@ class Registry:
 
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
+IDENTITY_KEY = web.RequestKey("identity", _auth.Identity)
 
 
 def needed_scopes(route: names.Route, method: str, query: dict[str, str]) -> list[Scope]:
@@ -65,7 +66,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise RegistryError("NAME_INVALID", {"name": route.name})
     need = needed_scopes(route, request.method, dict(request.query))
     ident = reg.authorizer.authorize(request.headers, need)
-    request["identity"] = ident
+    request[IDENTITY_KEY] = ident
     handler = _HANDLERS.get((route.kind, request.method))
     if handler is None:
         raise RegistryError("UNSUPPORTED", {"method": request.method, "path": request.path})

@@ -10,7 +10,7 @@ from pallet.oci.digest import Digest
 from pallet.registry import names, ranges
 from pallet.registry.errors import RegistryError
 from pallet.registry.scopes import PULL, repository
-from pallet.registry.server.app import REGISTRY_KEY, Registry
+from pallet.registry.server.app import IDENTITY_KEY, Registry
 from pallet.registry.server.storage import UploadRecord
 
 DIGEST_HEADER = "Docker-Content-Digest"
@@ -93,7 +93,7 @@ def _try_mount(reg: Registry, request: web.Request, name: str, dgst: Digest,
                source: str | None) -> bool:
     """Link `dgst` into `name` from `source`, or, with no source, from any repository the
     caller may pull (the spec lets a registry discover it)."""
-    ident = request["identity"]
+    ident = request[IDENTITY_KEY]
     if source:
         if not names.valid_name(source):
             return False
@@ -203,5 +203,3 @@ async def cancel_upload(reg: Registry, request: web.Request, route: names.Route
         reg.uploads.cancel(rec.id)
     return web.Response(status=204)
 
-
-__all__ = ["REGISTRY_KEY"]
