@@ -210,3 +210,17 @@ def features(ctx: Context, ns: Namespace) -> int:
 
     print(json.dumps(feats(), indent=4))
     return 0
+
+
+def checkpoint(ctx: Context, ns: Namespace) -> int:
+    from pallet.runtime import checkpoint as cp
+
+    cp.checkpoint(ContainerState.load(ctx.root, ns.id), dict(vars(ns)))
+    return 0
+
+
+def restore(ctx: Context, ns: Namespace) -> int:
+    from pallet.runtime import checkpoint as cp
+
+    cp.restore(ctx.root, ns.id, ns.bundle, dict(vars(ns)))
+    return 0
