@@ -84,7 +84,8 @@ def test_byte_range_within_size(a, b, size):
 
 # --- names and routes ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,ok", [("a", True), ("library/busybox", True), ("a.b_c__d-e--f", True),
+@pytest.mark.parametrize("name,ok", [("a", True), ("library/busybox", True),
+                                     ("a.b_c__d-e--f", True),
                                      ("a/b/c/d", True), ("A", False), ("a//b", False),
                                      ("-a", False), ("a_", False), ("a___b", False), ("", False),
                                      ("a/" * 200 + "a", False)])
@@ -387,7 +388,7 @@ def test_with_query():
         f"http://h/up?_state=x&y=1&digest={D}"
 
 
-# --- docker credentials ------------------------------------------------------------------------------
+# --- docker credentials ---------------------------------------------------------------------
 
 def test_docker_config_auths(tmp_path):
     cfg = DockerConfig(str(tmp_path))

@@ -86,7 +86,7 @@ def c(server):
 
 
 def test_base_and_headers(c):
-    s, h, body = c.req("GET", "/v2/")
+    s, h, _body = c.req("GET", "/v2/")
     assert s == 200 and h["Docker-Distribution-API-Version"] == "registry/2.0"
     assert c.req("HEAD", "/v2/")[0] == 200
     s, h, _ = c.req("GET", "/v2/a/tags/list")
@@ -305,10 +305,11 @@ def test_tags_pagination(c):
     for t in tags:
         c.push_manifest("t", t, doc)
     s, h, body = c.req("GET", "/v2/t/tags/list")
+    assert s == 200
     assert json.loads(body) == {"name": "t", "tags": sorted(tags)} and "Link" not in h
     got, path = [], "/v2/t/tags/list?n=4"
     while path:
-        s, h, body = c.req("GET", path)
+        _, h, body = c.req("GET", path)
         page = json.loads(body)["tags"]
         assert len(page) <= 4
         got += page
@@ -323,7 +324,7 @@ def test_tags_pagination(c):
     assert json.loads(c.req("GET", "/v2/t/tags/list?n=2&last=b")[2])["tags"] == ["latest", "v1"]
     assert c.code("GET", "/v2/t/tags/list?n=-3")[0] == 400
     assert c.code("GET", "/v2/none/tags/list") == (404, "NAME_UNKNOWN")
-    s, h, body = c.req("GET", "/v2/_catalog?n=1")
+    _s, h, body = c.req("GET", "/v2/_catalog?n=1")
     assert json.loads(body)["repositories"] == ["t"] and "Link" not in h
 
 
@@ -408,8 +409,8 @@ def test_concurrent_pushes_of_one_blob(c, server):
     data = os.urandom(2_000_000)
 
     def push(i):
-        s, h, _ = c.req("POST", f"/v2/con{i % 3}/blobs/uploads/")
-        s, h, _ = c.req("PATCH", h["Location"], data)
+        _, h, _ = c.req("POST", f"/v2/con{i % 3}/blobs/uploads/")
+        _s, h, _ = c.req("PATCH", h["Location"], data)
         return c.req("PUT", f"{h['Location']}?digest={sha(data)}")[0]
 
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
@@ -518,7 +519,8 @@ def test_token_auth_server(tmp_path):
 _name_chars = string.ascii_letters + string.digits + "._-/:@%"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(_name_chars, min_size=1, max_size=40),
        kind=st.sampled_from(["manifests/latest", "blobs/uploads/", "tags/list",
                              "blobs/sha256:" + "0" * 64]))
@@ -526,7 +528,7 @@ def test_fuzzed_paths(server, name, kind):
     c = Client(server.url)
     path = "/v2/" + urllib.parse.quote(name, safe="/") + "/" + kind
     method = "POST" if kind == "blobs/uploads/" else "GET"
-    s, h, body = c.req(method, path)
+    s, _h, body = c.req(method, path)
     assert s < 500, body
     from pallet.registry import names
     parsed = urllib.parse.unquote(path)
@@ -537,7 +539,8 @@ def test_fuzzed_paths(server, name, kind):
         assert json.loads(body)["errors"][0]["code"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
                         lambda kids: st.lists(kids, max_size=3) |
                         st.dictionaries(st.sampled_from(["schemaVersion", "mediaType", "config",
