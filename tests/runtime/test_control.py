@@ -83,3 +83,28 @@ def test_features_valid(runtime):
     assert_valid("features-schema.json", doc)
     assert "createRuntime" in doc["hooks"]
     assert "pid" in doc["linux"]["namespaces"]
+
+
+def test_events_reports_oom(runtime, bundle, tmp_path):
+    import subprocess
+    import time
+
+    limit = 24 << 20
+    cid, _ = running(runtime, bundle, edit=lambda c: c["linux"]["resources"].update(
+        memory={"limit": limit, "swap": limit}))
+    out = tmp_path / "events.out"
+    with open(out, "w") as f:
+        ev = subprocess.Popen([*runtime.base(), "events", "--interval", "100ms", cid],
+                              stdout=f, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        hog = runtime("exec", cid, "sh", "-c",
+                      "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived")
+        assert "survived" not in hog.stdout
+        wait_for(lambda: '"oom"' in out.read_text(), timeout=10, what="an oom event")
+    finally:
+        ev.terminate()
+        ev.wait(timeout=10)
+    events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+    assert {"type": "oom", "id": cid} in [{k: e[k] for k in ("type", "id")} for e in events]
+    assert any(e["type"] == "stats" for e in events)
