@@ -53,23 +53,26 @@ class Auth:
             return f"Bearer {cached[0]}"
         return None
 
-    def unauthorized(self, www_authenticate: str, scopes: list[Scope]) -> bool:
-        """Take a 401's challenge; True if a retry can answer it (False: it already failed
-        with what we have, or we have nothing to answer a Basic challenge with)."""
+    def unauthorized(self, www_authenticate: str, scopes: list[Scope],
+                     sent: str | None) -> bool:
+        """Take a 401's challenge; True if a retry can answer it. `sent` is the
+        Authorization the refused request carried: requests run in parallel, and one
+        refused before another learnt the challenge deserves its retry."""
         chs = [c for c in parse_challenges(www_authenticate) if c.scheme in ("bearer", "basic")]
         if not chs:
             return False
         ch = next((c for c in chs if c.scheme == "bearer"), chs[0])
-        first_time = self.challenge is None or self.challenge.scheme != ch.scheme or \
-            self.challenge.params.get("realm") != ch.params.get("realm")
-        key = self._key(scopes)
-        had_token = key in self._tokens
         self.challenge = ch
-        self._tokens.pop(key, None)
         if ch.scheme == "basic":
-            return self.creds is not None and first_time
-        # A bearer retry helps the first time, or when an old token had expired meanwhile.
-        return first_time or (had_token and ch.params.get("error") != "insufficient_scope")
+            return self.creds is not None and sent != basic_header(self.creds)
+        key = self._key(scopes)
+        cached = self._tokens.get(key)
+        if sent is None or cached is None or f"Bearer {cached[0]}" != sent:
+            return True  # no token yet, or a newer one than the refused request had
+        del self._tokens[key]
+        # the registry refused a token we got for exactly these scopes: only an expired
+        # one is worth fetching again, a token lacking scope would be refused again
+        return ch.params.get("error") != "insufficient_scope"
 
     async def _fetch_token(self, session: aiohttp.ClientSession, ch: Challenge,
                            scopes: list[Scope]) -> tuple[str, float]:

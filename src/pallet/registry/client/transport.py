@@ -155,7 +155,7 @@ class Transport:
             if resp.status in ok:
                 return resp
             if resp.status == 401 and auth_retried < 2 and self.auth.unauthorized(
-                    resp.headers.get("WWW-Authenticate", ""), scopes):
+                    resp.headers.get("WWW-Authenticate", ""), scopes, hdrs.get("Authorization")):
                 resp.release()
                 auth_retried += 1
                 continue
