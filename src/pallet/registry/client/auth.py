@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 import aiohttp
 
 from pallet.registry.client.credentials import Credentials
-from pallet.registry.errors import RegistryError, parse_error_body
+from pallet.registry.client.errors import RequestError
+from pallet.registry.errors import parse_error_body
 from pallet.registry.scopes import Challenge, Scope, parse_challenges
 
 # Refresh a little before the registry would refuse the token.
@@ -78,7 +79,7 @@ class Auth:
                            scopes: list[Scope]) -> tuple[str, float]:
         realm = ch.params.get("realm")
         if not realm:
-            raise RegistryError("UNAUTHORIZED", "bearer challenge without realm")
+            raise RequestError("registry: bearer challenge without realm", 401)
         service = ch.params.get("service", "")
         scope_values = [str(s) for s in scopes]
         if not scope_values and ch.params.get("scope"):
@@ -100,15 +101,16 @@ class Auth:
         async with resp:
             body = await resp.read()
             if resp.status != 200:
-                err = parse_error_body(resp.status, body)[0]
-                raise RegistryError("UNAUTHORIZED", f"token service {realm}: {resp.status} "
-                                    f"{err.code} {err.detail or ''}".strip()) from None
+                errs = parse_error_body(resp.status, body)
+                raise RequestError(f"token service {realm}: {resp.status} {errs[0].code}: "
+                                   f"{errs[0].detail or errs[0].message}",
+                                   resp.status if resp.status in (401, 403) else 401, errs)
             try:
                 doc = await resp.json(content_type=None)
                 token = doc.get("token") or doc.get("access_token")
             except (ValueError, AttributeError):
                 token = None
             if not token:
-                raise RegistryError("UNAUTHORIZED", f"token service {realm}: no token")
+                raise RequestError(f"token service {realm}: no token in the answer", 401)
             expires = float(doc.get("expires_in") or _DEFAULT_EXPIRES)
         return token, time.monotonic() + max(expires - _EXPIRY_MARGIN, 1.0)

@@ -13,33 +13,15 @@ from typing import Any
 
 import aiohttp
 
-from pallet.errors import PalletError
 from pallet.registry.client.auth import Auth
 from pallet.registry.client.credentials import Credentials
+from pallet.registry.client.errors import RETRY_STATUSES, RequestError
 from pallet.registry.client.hosts import Endpoint
-from pallet.registry.errors import RegistryError, parse_error_body
+from pallet.registry.errors import parse_error_body
 from pallet.registry.scopes import Scope
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A failed connection or a dropped response body: worth another try.
 TRANSIENT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
-
-
-class RequestError(PalletError):
-    """A registry answered with an error (or not at all); `errors` are the spec's."""
-
-    def __init__(self, message: str, status: int = 0,
-                 errors: list[RegistryError] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errors = errors or []
-        self.kind = ("not_found" if status == 404 else
-                     "unavailable" if status in RETRY_STATUSES or status == 0 else
-                     "failed_precondition" if status in (401, 403) else "invalid_argument")
-
-    @property
-    def code(self) -> str:
-        return self.errors[0].code if self.errors else ""
 
 
 def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
