@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from pallet.testing.images import make_layout
+
+from . import peers
+from .peers import sh
 
 pytestmark = pytest.mark.root
 
@@ -37,15 +38,6 @@ def need(*tools: str) -> None:
             pytest.skip(f"{t} is not installed (Debian package)")
 
 
-def sh(*argv: str, timeout: float = 60, env: dict | None = None, check: bool = True
-       ) -> subprocess.CompletedProcess:
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"$ {' '.join(argv)}\nexit {p.returncode}\n{p.stdout}\n{p.stderr}")
-    return p
-
-
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory) -> Path:
     return make_layout("single", tmp_path_factory.mktemp("img") / "layout")
@@ -57,24 +49,6 @@ def runtime_path(request) -> str:
     if path is None:
         pytest.skip(f"{request.param} not installed")
     return path
-
-
-def wait_socket(path: Path, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not start (exit {proc.poll()})")
-        time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- podman ------------------------------------------------------------------------------
@@ -142,23 +116,12 @@ def test_podman_tty(podman, runtime_path):
 def containerd(tmp_path_factory, layout):
     need("containerd", "ctr", "containerd-shim-runc-v2")
     base = tmp_path_factory.mktemp("ctd")
-    sock = base / "containerd.sock"
-    cfg = base / "config.toml"
-    cfg.write_text(f'version = 2\nroot = "{base}/root"\nstate = "{base}/state"\n'
-                   f'[grpc]\n  address = "{sock}"\n'
-                   '[plugins."io.containerd.grpc.v1.cri"]\n  disable_tcp_service = true\n')
-    proc = subprocess.Popen(["containerd", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=open(base / "log", "wb"))  # noqa: SIM115
-    try:
-        wait_socket(sock, proc, "containerd")
-        ctr = ["ctr", "--address", str(sock)]
+    with peers.containerd(base) as ctr:
         tar = base / "image.tar"
         sh("tar", "-C", str(layout), "-cf", str(tar), ".")
         sh(*ctr, "images", "import", "--index-name", "docker.io/library/busybox:latest",
            str(tar))
         yield ctr
-    finally:
-        stop(proc)
 
 
 def test_containerd_run(containerd, runtime_path):
@@ -201,32 +164,18 @@ def test_containerd_task_lifecycle(containerd, runtime_path):
 def dockerd(tmp_path_factory, layout):
     need("dockerd", "docker")
     base = tmp_path_factory.mktemp("dk")
-    sock = base / "docker.sock"
-    # dockerd starts its own containerd so both share this mount namespace.
-    proc = subprocess.Popen(
-        ["dockerd", "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-         "--pidfile", str(base / "pid"), "-H", f"unix://{sock}", "--iptables=false",
-         "--ip6tables=false", "--bridge=none", "--exec-opt", "native.cgroupdriver=cgroupfs",
-         "--add-runtime", f"pallet={RUNTIMES['pallet-runtime']}"],
-        stdout=subprocess.DEVNULL, stderr=open(base / "log", "wb"))  # noqa: SIM115
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
-    try:
-        wait_socket(sock, proc, "dockerd")
-        deadline = time.monotonic() + 30
-        while sh("docker", "version", env=env, check=False).returncode != 0:
-            assert time.monotonic() < deadline, "dockerd never answered"
-            time.sleep(0.2)
-        store = base / "pallet"
-        sh(PALLET, "--root", str(store), "image", "import", "--name",
-           "docker.io/library/busybox", str(layout))
-        archive = base / "busybox.tar"
-        sh(PALLET, "--root", str(store), "image", "export", "--format", "docker-archive",
-           "-o", str(archive), "docker.io/library/busybox:latest")
-        sh("docker", "load", "-i", str(archive), env=env)
-        yield env
-    finally:
-        sh("docker", "rm", "-f", "d-runc", "d-pallet", env=env, check=False)
-        stop(proc)
+    with peers.dockerd(base, "--add-runtime", f"pallet={RUNTIMES['pallet-runtime']}") as env:
+        try:
+            store = base / "pallet"
+            sh(PALLET, "--root", str(store), "image", "import", "--name",
+               "docker.io/library/busybox", str(layout))
+            archive = base / "busybox.tar"
+            sh(PALLET, "--root", str(store), "image", "export", "--format", "docker-archive",
+               "-o", str(archive), "docker.io/library/busybox:latest")
+            sh("docker", "load", "-i", str(archive), env=env)
+            yield env
+        finally:
+            sh("docker", "rm", "-f", "d-runc", "d-pallet", env=env, check=False)
 
 
 def test_dockerd_run_exec_stop(dockerd, runtime_path):
