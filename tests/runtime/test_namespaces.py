@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -244,3 +245,36 @@ def test_time_namespace(runtime, bundle):
     assert ns != host_ns("time")
     host_uptime = float(Path("/proc/uptime").read_text().split()[0])
     assert float(uptime.split()[0]) >= host_uptime + days * 86400 - 60
+
+
+def test_no_mount_namespace_chroots_and_leaves_the_callers_root(runtime, bundle):
+    """Without a mount namespace the container shares the caller's mount table (this test's
+    private one). The runtime must enter the rootfs with chroot: pivot_root would move the
+    root of every process sharing the table (runtime-tools linux_ns_itype)."""
+    root_before = os.stat("/")
+    mounts_before = Path("/proc/self/mountinfo").read_text().splitlines()[0]
+
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+        c["linux"].pop("maskedPaths", None)
+        c["linux"].pop("readonlyPaths", None)
+        # /proc only (both runtimes need it); it lands in this test's private mount table.
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] == "/proc"]
+
+    b = bundle(["sh", "-c", "ls /; echo chrooted"], edit=edit)
+    out = runtime.out(b)
+    assert "chrooted" in out and "bin" in out.split()
+    after = os.stat("/")
+    assert (after.st_dev, after.st_ino) == (root_before.st_dev, root_before.st_ino)
+    assert Path("/proc/self/mountinfo").read_text().splitlines()[0] == mounts_before
+    assert Path(sys.executable).exists()
+
+
+def test_no_mount_namespace_refuses_what_would_change_the_callers_mounts(runtime, bundle):
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+
+    b = bundle(["true"], edit=edit)
+    r = runtime.run(runtime.new_id(), b)
+    # runc: "unable to restrict sys entries without a private MNT namespace"
+    r.failed(("mount namespace", "MNT namespace"))

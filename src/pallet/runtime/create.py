@@ -96,6 +96,14 @@ def _check_config(config: dict[str, Any], bundle: str) -> str:
         raise errors.InvalidArgument("config.json: process is required to create a container")
     nss = runtime_config.namespaces(config)
     linux = config.get("linux", {})
+    if "mount" not in nss:
+        # These would change the caller's own mounts, which the container shares.
+        for what, present in (("root.readonly", config["root"].get("readonly")),
+                              ("linux.rootfsPropagation", linux.get("rootfsPropagation")),
+                              ("linux.maskedPaths", linux.get("maskedPaths")),
+                              ("linux.readonlyPaths", linux.get("readonlyPaths"))):
+            if present:
+                raise errors.InvalidArgument(f"{what} needs a private mount namespace")
     if config.get("hostname") and "uts" not in nss:
         raise errors.InvalidArgument("hostname: setting it needs a private UTS namespace")
     if config.get("domainname") and "uts" not in nss:
@@ -112,6 +120,13 @@ def _check_config(config: dict[str, Any], bundle: str) -> str:
     last = caps.last_cap()
     for names in (config["process"].get("capabilities") or {}).values():
         caps.mask(names, last, unknown)
+    for field, value in (("process.apparmorProfile", config["process"].get("apparmorProfile")),
+                         ("process.selinuxLabel", config["process"].get("selinuxLabel")),
+                         ("linux.mountLabel", linux.get("mountLabel"))):
+        if value:
+            # features reports apparmor and selinux as disabled; say so rather than drop it.
+            print(f"pallet-runtime: warning: {field} {value!r} ignored: this runtime has no "
+                  "LSM support", file=sys.stderr)
     for name in sorted(set(unknown)):
         # config.md: unknown capabilities are a warning, not an error (newer configs on
         # older kernels).
@@ -430,7 +445,8 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
         import subprocess  # noqa: F401
     setup = RootfsSetup(config, st.record["bundle"], userns="user" in nss,
                         new_netns=("network" in nss and not nss["network"]),
-                        cgroup_paths=cgroup_paths, cgroupns="cgroup" in nss)
+                        cgroup_paths=cgroup_paths, cgroupns="cgroup" in nss,
+                        mountns="mount" in nss)
     # Non-dumpable before any container process can see this one: its /proc entries then
     # need CAP_SYS_PTRACE, and its exe (the host's python) stays out of reach.
     libc.prctl(libc.PR_SET_DUMPABLE, 0)
@@ -475,6 +491,9 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     if tramp is not None:
         keep.add(tramp)
     path, env = process.finish(proc, keep, _seccomp_loader(flt, sock))
+    if not os.path.isdir("/proc/self/fd"):
+        raise errors.InvalidArgument("the container has no /proc: the runtime needs proc "
+                                     "mounted at /proc to wait for `start`")
     sync.send(sock, "ready")
     sock.close()
     # Blocks until `start` opens the FIFO for reading; then the startContainer hooks run

@@ -62,7 +62,8 @@ class _target_fd:
 
 class RootfsSetup:
     def __init__(self, config: dict[str, Any], bundle: str, *, userns: bool,
-                 new_netns: bool, cgroup_paths: dict[str, str], cgroupns: bool) -> None:
+                 new_netns: bool, cgroup_paths: dict[str, str], cgroupns: bool,
+                 mountns: bool = True) -> None:
         self.config = config
         root = config["root"]["path"]
         self.rootfs = os.path.realpath(os.path.join(bundle, root))
@@ -70,16 +71,21 @@ class RootfsSetup:
         self.new_netns = new_netns
         self.cgroup_paths = cgroup_paths
         self.cgroupns = cgroupns
+        # Without a mount namespace of its own the container shares the caller's mount
+        # table: nothing may change "/" or its propagation, and chroot stands in for
+        # pivot_root (which would move the root of every process sharing the table).
+        self.mountns = mountns
         self.linux = config.get("linux", {})
 
     # --- before pivot_root -------------------------------------------------------------
 
     def prepare(self) -> None:
-        prop = self.linux.get("rootfsPropagation")
-        flags = mnt.PROPAGATION[prop] if prop else mnt.MS_SLAVE | mnt.MS_REC
-        libc.mount(None, "/", None, flags)
-        self._make_parent_private()
-        libc.mount(self.rootfs, self.rootfs, None, mnt.MS_BIND | mnt.MS_REC)
+        if self.mountns:
+            prop = self.linux.get("rootfsPropagation")
+            flags = mnt.PROPAGATION[prop] if prop else mnt.MS_SLAVE | mnt.MS_REC
+            libc.mount(None, "/", None, flags)
+            self._make_parent_private()
+            libc.mount(self.rootfs, self.rootfs, None, mnt.MS_BIND | mnt.MS_REC)
         dev_bound = False
         for i, m in enumerate(self.config.get("mounts", [])):
             try:
@@ -258,6 +264,11 @@ class RootfsSetup:
     # --- pivot_root and after ----------------------------------------------------------
 
     def pivot(self, no_pivot: bool) -> None:
+        if not self.mountns:
+            os.chdir(self.rootfs)
+            os.chroot(".")
+            os.chdir("/")
+            return
         if no_pivot:
             os.chdir(self.rootfs)
             libc.mount(self.rootfs, "/", None, mnt.MS_MOVE)
