@@ -24,6 +24,7 @@ from typing import BinaryIO
 from pallet.errors import FailedPrecondition, InvalidArgument
 from pallet.images import compression as _compression
 from pallet.images.fsview import FullView, OverlayView, split
+from pallet.images.tarstream import TarStream
 from pallet.oci import digest as _digest
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import Digest, HashingReader
@@ -35,7 +36,6 @@ WHITEOUT_OPAQUE = ".wh..wh..opq"
 # would forge overlayfs whiteouts and redirects.
 _FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 _XATTR_PAX = "SCHILY.xattr."
-_BUF = 1 << 20
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM}
 
 
@@ -114,7 +114,7 @@ class _Applier:
             st = os.lstat(host_dir)
             self.parent_times[host_dir] = (st.st_atime_ns, st.st_mtime_ns)
 
-    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def entry(self, tf: TarStream, m: tarfile.TarInfo) -> None:
         parts = _clean(m.name, "entry")
         if not parts:
             if not m.isdir():
@@ -132,13 +132,12 @@ class _Applier:
         merge_dir = self.view.prepare_entry(host, resolved, m.isdir())
         self.written.setdefault(pdir, set()).add(base)
         if m.isreg():
-            src = tf.extractfile(m)
             fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                assert src is not None
-                while chunk := src.read(_BUF):
-                    out.write(chunk)
+            try:
+                tf.copy_to(fd, m)
+            finally:
+                os.close(fd)
         elif m.isdir():
             if not merge_dir:
                 os.mkdir(host, 0o700)
@@ -251,21 +250,24 @@ def apply_layer(
         raw, found = _compression.decompress_stream(outer, compression)  # type: ignore[arg-type]
     except _compression.CorruptData as e:
         raise LayerError(f"{what}: {e}") from None
+    inner = HashingReader(raw, diff_id.algorithm if diff_id else _digest.CANONICAL)
+    tf = TarStream(inner)  # type: ignore[arg-type]
     try:
-        inner = HashingReader(raw, diff_id.algorithm if diff_id else _digest.CANONICAL)
         applier = _Applier(view, options or ApplyOptions())
         try:
-            with tarfile.open(fileobj=inner, mode="r|", errorlevel=2) as tf:  # type: ignore[call-overload]
-                for m in tf:
-                    try:
-                        applier.entry(tf, m)
-                    except OSError as e:
-                        # An entry the tree cannot take (a file where its parent should be a
-                        # directory, a hard link to a directory, ...) is a bad layer; a failing
-                        # disk is not, and keeps its own error.
-                        if e.errno in _STORAGE_ERRNOS or e.errno is None:
-                            raise
-                        raise LayerError(f"{what}: entry {m.name!r}: {e.strerror}") from None
+            for m in tf:
+                try:
+                    applier.entry(tf, m)
+                except OSError as e:
+                    # An entry the tree cannot take (a file where its parent should be a
+                    # directory, a hard link to a directory, ...) is a bad layer; a failing
+                    # disk is not, and keeps its own error.
+                    if e.errno in _STORAGE_ERRNOS or e.errno is None:
+                        raise
+                    raise LayerError(f"{what}: entry {m.name!r}: {e.strerror}") from None
+            # tar's end blocks may be followed by padding; it is all hashed
+            tf.drain()
+            outer.drain()
         except tarfile.TarError as e:
             raise LayerError(f"{what}: invalid tar: {e}") from None
         except _compression.CorruptData as e:
@@ -274,18 +276,12 @@ def apply_layer(
             if isinstance(e, OSError) and e.errno is not None:
                 raise
             raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
-        try:
-            inner.drain()   # tar's end blocks may be followed by padding; it is all hashed
-            outer.drain()
-        except _compression.CorruptData as e:
-            raise LayerError(f"{what}: {e}") from None
-        except (EOFError, OSError) as e:
-            raise LayerError(f"{what}: truncated or corrupt data: {e}") from None
         applier.finish()
     finally:
+        tf.close()
         close = getattr(raw, "close", None)
         if close is not None:
-            close()  # a pigz process, if one inflates, ends here on every path
+            close()
     if desc is not None:
         if outer.size != desc.size:
             raise LayerMismatch(f"{what}: size {outer.size}, manifest says {desc.size}")
