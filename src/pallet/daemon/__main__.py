@@ -1,0 +1,3 @@
+from pallet.daemon.main import main
+
+main()

@@ -1,0 +1,231 @@
+"""/images: list, inspect, tag, remove, pull (`POST /images/create`) and push with Docker's
+JSON progress stream, prune."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pallet.daemon.engine.common import (
+    daemon,
+    filters,
+    qbool,
+    reply,
+    send_json,
+    stream_json,
+)
+from pallet.errors import InvalidArgument, NotFound, PalletError
+from pallet.images import reference
+from pallet.oci.image import Descriptor
+
+
+async def list_(request: web.Request) -> web.Response:
+    d = daemon(request)
+    users = {k: len(v) for k, v in d.containers.image_users().items()}
+    out = await d.blocking(d.images.summaries, users)
+    f = filters(request)
+    if f.get("reference"):
+        import fnmatch
+
+        out = [s for s in out if any(fnmatch.fnmatch(t, pat) or fnmatch.fnmatch(
+            t.rsplit(":", 1)[0], pat) for t in s["RepoTags"] for pat in f["reference"])]
+    return reply(out)
+
+
+async def inspect(request: web.Request) -> web.Response:
+    d = daemon(request)
+    return reply(await d.blocking(d.images.inspect, request.match_info["name"]))
+
+
+async def tag(request: web.Request) -> web.Response:
+    d = daemon(request)
+    repo = request.query.get("repo") or ""
+    if not repo:
+        raise InvalidArgument("repository name must have at least one component")
+    name = await d.blocking(d.images.tag, request.match_info["name"], repo,
+                            request.query.get("tag") or None)
+    d.events.publish("image", "tag", name, {"name": name})
+    return web.Response(status=201)
+
+
+async def remove(request: web.Request) -> web.Response:
+    d = daemon(request)
+    out = await d.blocking(d.images.remove, request.match_info["name"],
+                           force=qbool(request, "force"), in_use=d.containers.image_users())
+    for item in out:
+        for action, what in item.items():
+            d.events.publish("image", action.lower().replace("untagged", "untag")
+                             .replace("deleted", "delete"), what, {"name": what})
+    if any("Deleted" in x for x in out) and not qbool(request, "noprune"):
+        await d.gc()
+    return reply(out)
+
+
+def _auth(request: web.Request) -> Any:
+    """X-Registry-Auth: base64url JSON {username, password} (or identitytoken)."""
+    raw = request.headers.get("X-Registry-Auth")
+    if not raw:
+        return None
+    from pallet.registry.client.credentials import Credentials
+
+    try:
+        pad = "=" * (-len(raw) % 4)
+        d = json.loads(base64.urlsafe_b64decode(raw + pad) or b"{}")
+    except ValueError:
+        return None
+    if d.get("identitytoken"):
+        return Credentials("<token>", d["identitytoken"])
+    if d.get("username"):
+        return Credentials(d["username"], d.get("password", ""))
+    return None
+
+
+class StreamProgress:
+    """The registry client's Progress protocol -> Docker's JSON progress messages."""
+
+    def __init__(self, queue: asyncio.Queue[dict[str, Any]], push: bool = False) -> None:
+        self.q = queue
+        self.push = push
+
+    def start(self, desc: Descriptor, what: str) -> None:
+        if "layer" in what or "blob" in what or not self.push:
+            self.q.put_nowait({"status": "Pushing" if self.push else "Waiting",
+                               "progressDetail": {}, "id": desc.digest.encoded[:12]})
+
+    def advance(self, desc: Descriptor, n: int) -> None:
+        self.q.put_nowait({"status": "Pushing" if self.push else "Downloading",
+                           "progressDetail": {"current": n, "total": desc.size},
+                           "id": desc.digest.encoded[:12]})
+
+    def reset(self, desc: Descriptor, offset: int) -> None:
+        pass
+
+    def done(self, desc: Descriptor, status: str) -> None:
+        word = {"exists": "Layer already exists", "mounted": "Mounted from another repository",
+                "pushed": "Pushed"}.get(status, status) if self.push else (
+            "Already exists" if status in ("exists", "skipped") else "Pull complete")
+        self.q.put_nowait({"status": word, "progressDetail": {},
+                           "id": desc.digest.encoded[:12]})
+
+
+async def _run_streaming(request: web.Request, work: Any, first: list[dict[str, Any]],
+                         queue: asyncio.Queue[dict[str, Any]]) -> web.StreamResponse:
+    """Errors before any progress are HTTP errors (as dockerd's); later ones are
+    `errorDetail` messages in the stream."""
+    task = asyncio.ensure_future(work)
+    getter = asyncio.ensure_future(queue.get())
+    done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done and task.exception() is not None:
+        getter.cancel()
+        raise task.exception()  # type: ignore[misc]
+    resp = await stream_json(request)
+    for m in first:
+        await send_json(resp, m)
+    try:
+        while True:
+            if getter.done():
+                await send_json(resp, getter.result())
+                getter = asyncio.ensure_future(queue.get())
+            if task.done() and queue.empty():
+                break
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+        getter.cancel()
+        for m in task.result():
+            await send_json(resp, m)
+    except PalletError as e:
+        await send_json(resp, {"errorDetail": {"message": str(e)}, "error": str(e)})
+    except Exception as e:  # the registry client's transport errors
+        await send_json(resp, {"errorDetail": {"message": str(e)}, "error": str(e)})
+    await resp.write_eof()
+    return resp
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    """Pull (`fromImage`); importing a tarball (`fromSrc`) is not supported yet."""
+    d = daemon(request)
+    if request.query.get("fromSrc"):
+        raise InvalidArgument("image import (fromSrc) is not supported by palletd yet")
+    name = request.query.get("fromImage") or ""
+    if not name:
+        raise InvalidArgument("fromImage is required")
+    tag_ = request.query.get("tag") or ""
+    ref = name
+    if tag_:
+        ref = f"{name}@{tag_}" if tag_.startswith("sha256:") else f"{name}:{tag_}"
+    try:
+        r = reference.parse(ref)
+    except PalletError as e:
+        raise InvalidArgument(f"invalid reference format: {e}") from None
+    platform = request.query.get("platform") or None
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    creds = _auth(request)
+
+    async def work() -> list[dict[str, Any]]:
+        pulled = await d.pull(str(r), creds=creds, platform=platform,
+                              progress=StreamProgress(queue))
+        d.events.publish("image", "pull", r.familiar(), {"name": r.familiar()})
+        return [{"status": f"Digest: {pulled.target.digest}"},
+                {"status": f"Status: Downloaded newer image for {r.familiar()}"}]
+
+    first = [{"status": f"Pulling from {r.path}", "id": r.tag or str(r.digest)}]
+    return await _run_streaming(request, work(), first, queue)
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    d = daemon(request)
+    name = request.match_info["name"]
+    tag_ = request.query.get("tag") or ""
+    ref = f"{name}:{tag_}" if tag_ else name
+    try:
+        r = reference.parse(ref)
+    except PalletError as e:
+        raise InvalidArgument(f"invalid reference format: {e}") from None
+    await d.blocking(d.images.lookup, str(r))  # 404 before the stream
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    creds = _auth(request)
+
+    async def work() -> list[dict[str, Any]]:
+        pushed = await d.push(str(r), creds=creds, progress=StreamProgress(queue, push=True))
+        d.events.publish("image", "push", r.familiar(), {"name": r.familiar()})
+        size = pushed.target.size
+        return [{"status": f"{r.tag or 'latest'}: digest: {pushed.target.digest} size: {size}"},
+                {"progressDetail": {}, "aux": {"Tag": r.tag or "latest",
+                                               "Digest": str(pushed.target.digest),
+                                               "Size": size}}]
+
+    first = [{"status": f"The push refers to repository [{r.domain}/{r.path}]"}]
+    return await _run_streaming(request, work(), first, queue)
+
+
+async def prune(request: web.Request) -> web.Response:
+    d = daemon(request)
+    f = filters(request)
+    dangling = (f.get("dangling") or ["true"])[0].lower() in ("1", "true")
+    deleted: list[dict[str, str]] = []
+    if not dangling:  # -a: every image no container uses
+        users = d.containers.image_users()
+        for s in await d.blocking(d.images.summaries, None):
+            if s["Id"] in users:
+                continue
+            for t in s["RepoTags"] or [s["Id"]]:
+                with contextlib.suppress(NotFound, PalletError):
+                    deleted += await d.blocking(d.images.remove, t, force=False,
+                                                in_use=users)
+    reclaimed = await d.gc()
+    return reply({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/images/json", list_),
+    ("POST", "/images/create", create),
+    ("POST", "/images/prune", prune),
+    ("GET", "/images/{name:.+}/json", inspect),
+    ("POST", "/images/{name:.+}/tag", tag),
+    ("POST", "/images/{name:.+}/push", push),
+    ("DELETE", "/images/{name:.+}", remove),
+]

@@ -1,0 +1,155 @@
+"""palletd's side of pallet-shim: launching one, and its local protocol (`pallet.shim.wire`).
+
+A shim is started with `subprocess.Popen` (fork+exec in C, no `preexec_fn`) in its own
+session, as `python -I -S -c <boot>`: isolated from the environment and without `site`, it
+imports only what the shim needs. Popen (not asyncio's subprocess transport, which kills a
+running child when it is closed or collected) so that a shim outlives palletd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pallet
+from pallet.errors import FailedPrecondition, PalletError, SystemError_, Unavailable
+from pallet.shim import wire
+
+_SRC = os.path.dirname(os.path.dirname(os.path.abspath(pallet.__file__)))
+BOOT = f"import sys; sys.path.insert(0, {_SRC!r}); from pallet.shim.main import main; main()"
+LAUNCH_TIMEOUT = 60.0
+
+
+@dataclass
+class LaunchSpec:
+    id: str
+    bundle: str
+    dir: str
+    socket: str
+    console_socket: str
+    runtime: str
+    runtime_root: str
+    log_path: str
+    log_format: str = "json-file"
+    tty: bool = False
+    stdin: bool = False
+
+    def argv(self) -> list[str]:
+        a = [sys.executable, "-I", "-S", "-c", BOOT, "--id", self.id, "--bundle", self.bundle,
+             "--dir", self.dir, "--socket", self.socket, "--console-socket",
+             self.console_socket, "--runtime", self.runtime, "--runtime-root",
+             self.runtime_root, "--log-path", self.log_path, "--log-format", self.log_format]
+        if self.tty:
+            a.append("--tty")
+        if self.stdin:
+            a.append("--stdin")
+        return a
+
+
+class ShimError(PalletError):
+    kind = "system"
+
+
+class Shim:
+    """A connection factory for one shim's socket."""
+
+    def __init__(self, socket: str, popen: subprocess.Popen[bytes] | None = None) -> None:
+        self.socket = socket
+        self.popen = popen  # set when this palletd started it (to reap it)
+
+    async def _open(self, op: str, **kw: Any
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            r, w = await asyncio.open_unix_connection(self.socket, limit=1 << 22)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise Unavailable(f"shim {self.socket}: {e.strerror}") from None
+        w.write(wire.line({"op": op, **kw}))
+        await w.drain()
+        return r, w
+
+    async def call(self, op: str, **kw: Any) -> dict[str, Any]:
+        r, w = await self._open(op, **kw)
+        try:
+            line = await r.readline()
+        finally:
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+        if not line:
+            raise Unavailable(f"shim {self.socket}: closed the connection ({op})")
+        answer = wire.loads(line)
+        assert isinstance(answer, dict)
+        if "error" in answer:
+            raise ShimError(str(answer["error"]))
+        return answer
+
+    async def wait(self) -> dict[str, Any]:
+        """Until the container's init has exited; Unavailable if the shim died."""
+        return await self.call("wait")
+
+    async def stream(self, op: str, **kw: Any
+                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await self._open(op, **kw)
+
+    def reap(self) -> None:
+        if self.popen is not None:
+            with contextlib.suppress(Exception):
+                self.popen.wait(timeout=5)
+
+
+async def launch(spec: LaunchSpec, stderr_path: str) -> tuple[Shim, int]:
+    """Start a shim (which runs `<runtime> create`); returns it and the container's pid."""
+    os.makedirs(spec.dir, exist_ok=True)
+    os.makedirs(os.path.dirname(spec.socket), exist_ok=True)
+    with open(stderr_path, "ab") as err:
+        p = subprocess.Popen(spec.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=err, start_new_session=True, close_fds=True, cwd="/")
+    assert p.stdout is not None
+    loop = asyncio.get_running_loop()
+    try:
+        line = await asyncio.wait_for(loop.run_in_executor(None, p.stdout.readline),
+                                      LAUNCH_TIMEOUT)
+    except TimeoutError:
+        p.kill()
+        await loop.run_in_executor(None, p.wait)
+        raise SystemError_(f"shim for {spec.id[:12]} did not start in time") from None
+    finally:
+        p.stdout.close()
+    text = line.decode(errors="replace").strip()
+    if not text.startswith("ok "):
+        await loop.run_in_executor(None, p.wait)
+        msg = text[6:] if text.startswith("error ") else (text or "the shim exited")
+        raise SystemError_(msg)
+    return Shim(spec.socket, p), int(text.split()[1])
+
+
+async def frames(reader: asyncio.StreamReader) -> AsyncIterator[tuple[int, bytes]]:
+    """The frames of a shim stream, until it ends."""
+    while True:
+        try:
+            head = await reader.readexactly(wire.HEADER)
+            data = await reader.readexactly(int.from_bytes(head[4:8], "big"))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        yield head[0], data
+
+
+async def first_answer(reader: asyncio.StreamReader) -> dict[str, Any] | None:
+    """A stream op either fails at once with a JSON line, or starts with frames: peek."""
+    try:
+        b = await reader.readexactly(1)
+    except asyncio.IncompleteReadError:
+        raise Unavailable("shim closed the stream") from None
+    if b == b"{":
+        rest = await reader.readline()
+        answer = wire.loads(b + rest)
+        assert isinstance(answer, dict)
+        raise FailedPrecondition(str(answer.get("error", answer)))
+    reader._buffer[:0] = b  # type: ignore[attr-defined]  # put the peeked byte back
+    return None

@@ -1,0 +1,263 @@
+"""A container's Docker configuration (`Config`, `HostConfig`) -> its OCI runtime config.
+
+The image's part comes from `pallet.images.bundle.runtime_config` (conversion.md); this
+module adds what `docker run` decides: command, user, hostname, the /etc files, binds,
+resources, capabilities, privileges, init. Docker's defaults where the API leaves them open
+(its 14 default capabilities, no_new_privileges off, the default device rules).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from pallet.errors import InvalidArgument
+from pallet.images.bundle import resolve_user, runtime_config
+from pallet.linux.caps import NAMES as ALL_CAPS
+from pallet.linux.paths import resolve_in_root
+from pallet.oci.image import ImageConfig
+
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+# Docker's default device cgroup rules (oci/devices_linux.go, defaults.go)
+DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # null
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # zero
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},   # full
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # random
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # urandom
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # tty
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},   # console
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},   # ptmx
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},             # pts/*
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+]
+
+RLIMITS = {
+    "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
+    "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
+    "nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC",
+    "rss": "RLIMIT_RSS", "rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME",
+    "sigpending": "RLIMIT_SIGPENDING", "stack": "RLIMIT_STACK", "as": "RLIMIT_AS",
+}
+
+INIT_PATH = "/sbin/docker-init"
+CPU_PERIOD = 100_000
+
+
+def docker_init_binary() -> str | None:
+    for name in ("docker-init", "tini-static", "tini"):
+        p = shutil.which(name)
+        if p:
+            return os.path.realpath(p)
+    return None
+
+
+def capabilities(host: dict[str, Any]) -> list[str]:
+    if host.get("Privileged"):
+        return list(ALL_CAPS)
+
+    def norm(c: str) -> str:
+        c = c.upper()
+        return c if c.startswith("CAP_") or c == "ALL" else "CAP_" + c
+
+    adds = [norm(c) for c in host.get("CapAdd") or []]
+    drops = [norm(c) for c in host.get("CapDrop") or []]
+    for c in adds + drops:
+        if c != "ALL" and c not in ALL_CAPS:
+            raise InvalidArgument(f"unknown capability: {c!r}")
+    caps = list(ALL_CAPS) if "ALL" in adds else list(DEFAULT_CAPS)
+    caps += [c for c in adds if c != "ALL" and c not in caps]
+    if "ALL" in drops:
+        return [c for c in adds if c != "ALL"]
+    return [c for c in caps if c not in drops]
+
+
+def security_options(host: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"no_new_privileges": False, "seccomp": None}
+    for opt in host.get("SecurityOpt") or []:
+        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        if key == "no-new-privileges":
+            out["no_new_privileges"] = value.lower() in ("", "true", "1") if sep else True
+        elif key == "seccomp":
+            if value != "unconfined":
+                raise InvalidArgument("seccomp profiles are not supported yet: only "
+                                      "seccomp=unconfined (the default here)")
+        elif key in ("apparmor", "label"):
+            pass  # no LSM support on this host: accepted and ignored, as dockerd without it
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    return out
+
+
+def resources(host: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": (
+        [{"allow": True, "access": "rwm"}] if host.get("Privileged")
+        else [dict(r) for r in DEFAULT_DEVICE_RULES])}
+    if host.get("Memory"):
+        res["memory"] = {"limit": int(host["Memory"])}
+        if host.get("MemorySwap"):
+            res["memory"]["swap"] = int(host["MemorySwap"])
+    cpu: dict[str, Any] = {}
+    if host.get("NanoCpus"):
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = int(host["NanoCpus"]) * CPU_PERIOD // 1_000_000_000
+    if host.get("CpuQuota"):
+        cpu["quota"] = int(host["CpuQuota"])
+        cpu["period"] = int(host.get("CpuPeriod") or CPU_PERIOD)
+    if host.get("CpuShares"):
+        cpu["shares"] = int(host["CpuShares"])
+    if host.get("CpusetCpus"):
+        cpu["cpus"] = host["CpusetCpus"]
+    if cpu:
+        res["cpu"] = cpu
+    if host.get("PidsLimit") and int(host["PidsLimit"]) > 0:
+        res["pids"] = {"limit": int(host["PidsLimit"])}
+    return res
+
+
+def _bind(source: str, dest: str, ro: bool = False, extra: list[str] | None = None
+          ) -> dict[str, Any]:
+    return {"destination": dest, "type": "bind", "source": source,
+            "options": ["rbind", "rprivate", "ro" if ro else "rw", *(extra or [])]}
+
+
+def binds(host: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for b in host.get("Binds") or []:
+        parts = b.split(":")
+        if len(parts) < 2 or not parts[0].startswith("/"):
+            raise InvalidArgument(f"invalid bind {b!r}: only host paths (/src:/dst[:ro]) "
+                                  "are supported, not named volumes")
+        src, dst = parts[0], parts[1]
+        mode = parts[2].split(",") if len(parts) > 2 else []
+        if not os.path.exists(src):
+            os.makedirs(src, exist_ok=True)  # as dockerd does for a missing bind source
+        out.append(_bind(src, dst, "ro" in mode))
+    return out
+
+
+def etc_files(cdir: str, hostname: str) -> dict[str, str]:
+    """/etc/hostname, /etc/hosts, /etc/resolv.conf of the container, in its directory."""
+    files = {
+        "hostname": hostname + "\n",
+        "hosts": ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                  f"127.0.1.1\t{hostname}\n"),
+    }
+    try:
+        with open("/etc/resolv.conf") as f:
+            files["resolv.conf"] = f.read()
+    except OSError:
+        files["resolv.conf"] = ""
+    out = {}
+    for name, text in files.items():
+        path = os.path.join(cdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        out[f"/etc/{name}"] = path
+    return out
+
+
+def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> dict[str, Any]:
+    """The config.json of container `rec` (palletd's record) over the mounted `rootfs`."""
+    cfg, host = rec["Config"], rec["HostConfig"]
+    argv = [rec["Path"], *rec["Args"]]
+    spec = runtime_config(image, rootfs, args=argv, terminal=bool(cfg.get("Tty")),
+                          readonly=bool(host.get("ReadonlyRootfs")),
+                          extra_env=list(cfg.get("Env") or []))
+    proc = spec["process"]
+    init = host.get("Init")
+    if init:
+        binary = docker_init_binary()
+        if binary is None:
+            raise InvalidArgument("--init: no docker-init or tini binary on this host")
+        argv = [INIT_PATH, "--", *argv]
+        spec["mounts"].append(_bind(binary, INIT_PATH, ro=True))
+    proc["args"] = argv
+    hostname = cfg.get("Hostname") or rec["Id"][:12]
+    spec["hostname"] = hostname
+    env = proc["env"]
+    if not any(e.startswith("HOSTNAME=") for e in env):
+        env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={hostname}")
+    if cfg.get("User"):
+        proc["user"] = resolve_user(rootfs, cfg["User"])
+    if cfg.get("WorkingDir"):
+        if not cfg["WorkingDir"].startswith("/"):
+            raise InvalidArgument(f"the working directory {cfg['WorkingDir']!r} is invalid: "
+                                  "it needs to be an absolute path")
+        proc["cwd"] = cfg["WorkingDir"]
+        os.makedirs(resolve_in_root(rootfs, cfg["WorkingDir"]), exist_ok=True)
+    if cfg.get("Tty") and cfg.get("ConsoleSize"):
+        h, w = cfg["ConsoleSize"][:2]
+        if h and w:
+            proc["consoleSize"] = {"height": int(h), "width": int(w)}
+
+    caps = capabilities(host)
+    proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    sec = security_options(host)
+    proc["noNewPrivileges"] = sec["no_new_privileges"]
+    rl = {r["type"]: r for r in proc.get("rlimits", [])}
+    for u in host.get("Ulimits") or []:
+        name = RLIMITS.get(str(u.get("Name", "")).lower())
+        if name is None:
+            raise InvalidArgument(f"invalid ulimit type: {u.get('Name')}")
+        rl[name] = {"type": name, "soft": int(u["Soft"]), "hard": int(u["Hard"])}
+    proc["rlimits"] = list(rl.values())
+
+    linux = spec["linux"]
+    linux["resources"] = resources(host)
+    linux["cgroupsPath"] = f"/pallet/{rec['Id']}"
+    drop_ns = set()
+    if host.get("NetworkMode") == "host":
+        drop_ns.add("network")
+    if host.get("PidMode") == "host":
+        drop_ns.add("pid")
+    if host.get("IpcMode") == "host":
+        drop_ns.add("ipc")
+    if host.get("UTSMode") == "host":
+        drop_ns.add("uts")
+        spec.pop("hostname", None)
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] not in drop_ns]
+    if host.get("Privileged"):
+        linux.pop("maskedPaths", None)
+        linux.pop("readonlyPaths", None)
+        for m in spec["mounts"]:
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+                m["options"] = [o for o in m.get("options", []) if o != "ro"] + ["rw"]
+
+    etc = etc_files(cdir, hostname)
+    if host.get("NetworkMode") == "host":
+        etc["/etc/hosts"] = "/etc/hosts"
+    spec["mounts"] += [_bind(src, dst) for dst, src in etc.items()]
+    spec["mounts"] += binds(host)
+    spec["annotations"] = {**spec.get("annotations", {}), "io.pallet.container.name":
+                           rec["Name"].lstrip("/")}
+    return spec
+
+
+def exec_process(base: dict[str, Any], *, cmd: list[str], env: list[str], cwd: str,
+                 user: str, tty: bool, privileged: bool, rootfs: str) -> dict[str, Any]:
+    """The runtime-spec process of an exec instance, from its container's process."""
+    proc = {k: v for k, v in base.items() if k != "consoleSize"}
+    proc["args"] = list(cmd)
+    proc["terminal"] = tty
+    penv = list(base.get("env", []))
+    for item in env:
+        penv = [x for x in penv if x.split("=", 1)[0] != item.split("=", 1)[0]] + [item]
+    proc["env"] = penv
+    if cwd:
+        proc["cwd"] = cwd
+    if user:
+        proc["user"] = resolve_user(rootfs, user)
+    if privileged:
+        proc["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective",
+                                                            "permitted")}
+    return proc
