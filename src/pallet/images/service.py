@@ -1,7 +1,7 @@
 """One root directory with everything the image verbs need, wired together:
 
     <root>/content/     content store (blobs, ingest, metadata.db)
-    <root>/metadata/images.db
+    <root>/metadata/images.db, leases.db, gc.lock
     <root>/snapshots/<snapshotter>/
 
 This is what the CLI uses without a daemon; palletd will hold one of these.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from pallet.images.bundle import runtime_config
 from pallet.images.resolve import ResolvedImage, resolve, walk
 from pallet.images.store import Image, ImageStore
 from pallet.images.unpack import unpack, unpack_to_dir
+from pallet.metadata import gc
+from pallet.metadata.leases import Lease, LeaseStore
 from pallet.oci.image import Platform
 from pallet.snapshots import new as new_snapshotter
 from pallet.snapshots import supported as overlay_supported
@@ -42,6 +45,7 @@ class ImageService:
         self.images = ImageStore(os.path.join(self.root, "metadata", "images.db"))
         if self.snapshotter_name is None:
             self.snapshotter_name = "overlayfs" if overlay_supported(self.root) else "native"
+        self.leases = LeaseStore(os.path.join(self.root, "metadata", "leases.db"))
         self._snapshotter: Any = None
 
     @property
@@ -55,6 +59,7 @@ class ImageService:
     def close(self) -> None:
         self.content.close()
         self.images.close()
+        self.leases.close()
         if self._snapshotter is not None:
             self._snapshotter.close()
 
@@ -78,13 +83,70 @@ class ImageService:
     def tag(self, source: str, target: str) -> Image:
         return self.images.put(target, self.get(source).target)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, *, prune: bool = False) -> gc.Report | None:
+        """Drop a name; with `prune`, collect what no longer has one (docker rmi's default)."""
+        self._untag(name)
+        return self.gc() if prune else None
+
+    def _untag(self, name: str) -> None:
         img = self.get(name)
         self.images.delete(img.name)
         if not any(i.target.digest == img.target.digest for i in self.images.list()):
             # Content stays until garbage collection; it is just no longer a GC root.
             with contextlib.suppress(NotFound):
                 self.content.update_labels(img.target.digest, {GC_ROOT: None})
+
+    # --- garbage collection ------------------------------------------------------------------
+
+    def snapshotters(self) -> list[Any]:
+        """Every snapshotter with state under this root (not only the configured one)."""
+        base = os.path.join(self.root, "snapshots")
+        names = {self.snapshotter_name} if self._snapshotter is not None else set()
+        if os.path.isdir(base):
+            names |= {n for n in os.listdir(base) if n in ("overlayfs", "native")}
+        return [self.snapshotter if n == self.snapshotter_name else
+                new_snapshotter(n, os.path.join(base, n)) for n in sorted(names)]  # type: ignore[arg-type]
+
+    def gc(self, *, grace: float = 0.0, dry_run: bool = False) -> gc.Report:
+        """Remove content and snapshots that no image, label or lease keeps (metadata/gc.py)."""
+        sns = self.snapshotters()
+        try:
+            return gc.collect(self.content, self.images, self.leases, sns,
+                              os.path.join(self.root, "metadata", "gc.lock"), grace=grace,
+                              dry_run=dry_run)
+        finally:
+            for sn in sns:
+                if sn is not self._snapshotter:
+                    sn.close()
+
+    def prune(self, *, all_images: bool = False, grace: float = 0.0,
+              dry_run: bool = False) -> tuple[list[str], gc.Report]:
+        """docker image prune: collect garbage; with `all_images`, first drop the name of
+        every image no container uses (no active or view snapshot is made from its layers)."""
+        untagged: list[str] = []
+        if all_images:
+            sns = self.snapshotters()
+            try:
+                used = gc.in_use_chains(sns)
+            finally:
+                for sn in sns:
+                    if sn is not self._snapshotter:
+                        sn.close()
+            for img in self.images.list():
+                chains = gc.image_chains(self.content, str(img.target.digest),
+                                         img.target.media_type)
+                if chains & used:
+                    continue
+                if not dry_run:
+                    self._untag(img.name)
+                untagged.append(img.name)
+        return untagged, self.gc(grace=grace, dry_run=dry_run)
+
+    @contextlib.contextmanager
+    def lease(self, expiry: float = 3600.0) -> Iterator[Lease]:
+        """Hold what this block creates against a concurrent collection (leases.py)."""
+        with self.leases.lease(expiry) as lease:
+            yield lease
 
     def resolve(self, name: str, platform: Platform | None = None) -> ResolvedImage:
         return resolve(self.content, self.get(name).target, platform)
@@ -108,10 +170,11 @@ class ImageService:
     def import_(self, path: str, *, fmt: str | None = None, base_name: str | None = None
                 ) -> list[layout.Imported]:
         fmt = fmt or detect_format(path)
-        if fmt == "oci":
-            return layout.import_layout(self.content, self.images, path, base_name)
-        if fmt == "docker-archive":
-            return docker_archive.import_docker_archive(self.content, self.images, path)
+        with self.lease():
+            if fmt == "oci":
+                return layout.import_layout(self.content, self.images, path, base_name)
+            if fmt == "docker-archive":
+                return docker_archive.import_docker_archive(self.content, self.images, path)
         raise InvalidArgument(f"unknown import format {fmt!r} (oci, docker-archive)")
 
     def export(self, names: list[str], dest: str, *, fmt: str = "oci",
@@ -131,7 +194,8 @@ class ImageService:
 
     def unpack(self, name: str, platform: Platform | None = None) -> str:
         """Into the snapshotter; returns the chain ID of the top layer's snapshot."""
-        return unpack(self.content, self.snapshotter, self.resolve(name, platform))
+        with self.lease():
+            return unpack(self.content, self.snapshotter, self.resolve(name, platform))
 
     def unpack_to_dir(self, name: str, dest: str, platform: Platform | None = None,
                       options: ApplyOptions | None = None) -> None:

@@ -107,14 +107,51 @@ def inspect(ctx: click.Context, names: tuple[str, ...], platform: str | None) ->
 
 @image.command("rm")
 @click.argument("names", nargs=-1, required=True)
+@click.option("--no-prune", is_flag=True, help="keep content and snapshots no name refers to")
 @click.pass_context
-def rm(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Remove image names (content stays until garbage collection)."""
+def rm(ctx: click.Context, names: tuple[str, ...], no_prune: bool) -> None:
+    """Remove image names, then what only they kept (content, snapshots), as docker rmi."""
     svc = _svc(ctx)
     for n in names:
         name = svc.get(n).name
         svc.remove(n)
         click.echo(f"Untagged: {name}")
+    if not no_prune:
+        _deleted(svc.gc())
+
+
+def _deleted(report) -> None:
+    for d, _ in report.content:
+        click.echo(f"Deleted: {d}")
+    for sn, key, _ in report.snapshots:
+        click.echo(f"Deleted snapshot: {sn}/{key}")
+
+
+@image.command("prune")
+@click.option("-a", "--all", "all_images", is_flag=True,
+              help="also remove every image no container uses, not only unreferenced data")
+@click.option("-f", "--force", is_flag=True, help="do not prompt for confirmation")
+@click.option("--dry-run", is_flag=True, help="show what would be removed")
+@click.option("--grace", type=float, default=0.0, show_default=True,
+              help="keep content and snapshots younger than this many seconds")
+@click.pass_context
+def prune(ctx: click.Context, all_images: bool, force: bool, dry_run: bool,
+          grace: float) -> None:
+    """Remove unused images, content and snapshots (mark and sweep from image names,
+    gc labels and leases; an in-progress pull or import holds a lease)."""
+    if not force and not dry_run:
+        what = ("all images without at least one container associated to them"
+                if all_images else "all content and snapshots no image refers to")
+        click.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to "
+                      "continue?", abort=True)
+    svc = _svc(ctx)
+    untagged, report = svc.prune(all_images=all_images, grace=grace, dry_run=dry_run)
+    if untagged or report.content or report.snapshots:
+        click.echo("Deleted Images:" if not dry_run else "Would delete:")
+    for n in untagged:
+        click.echo(f"untagged: {n}")
+    _deleted(report)
+    click.echo(f"Total reclaimed space: {_size(report.reclaimed)}")
 
 
 @image.command("tag")

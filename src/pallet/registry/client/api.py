@@ -65,23 +65,30 @@ async def pull(svc: ImageService, ref: str, *, opts: Options | None = None,
     if not eps:
         raise InvalidArgument(f"{r.domain}: no endpoint can pull")
     last: Exception | None = None
-    for ep in eps:
-        try:
-            async with opts.transport(ep) as t:
-                f = Fetcher(t, r.path, svc.content, progress=progress, parallel=opts.parallel,
-                            source_host=r.domain)
-                target, data = await f.resolve(str(r.digest) if r.digest else r.tag or "latest")
-                await pull_graph(f, target, data, platform=platform,
-                                 all_platforms=all_platforms)
-            name = register(svc.images, svc.content, str(r), target)
-            return Pulled(name, target, ep.base)
-        except (RequestError, NotFound) as e:
-            last = e
-            if isinstance(e, RequestError) and e.status in (401, 403) and not ep.mirror:
-                raise
-            continue
+    with svc.lease():   # a collection meanwhile keeps what this pull commits
+        for ep in eps:
+            try:
+                return await _pull_from(svc, ep, r, opts, platform, all_platforms, progress)
+            except (RequestError, NotFound) as e:
+                last = e
+                if isinstance(e, RequestError) and e.status in (401, 403) and not ep.mirror:
+                    raise
+                continue
     assert last is not None
     raise last
+
+
+async def _pull_from(svc: ImageService, ep: _hosts.Endpoint, r: _reference.Reference,
+                     opts: Options, platform: Platform | None, all_platforms: bool,
+                     progress: Progress | None) -> Pulled:
+    async with opts.transport(ep) as t:
+        f = Fetcher(t, r.path, svc.content, progress=progress, parallel=opts.parallel,
+                    source_host=r.domain)
+        target, data = await f.resolve(str(r.digest) if r.digest else r.tag or "latest")
+        await pull_graph(f, target, data, platform=platform,
+                         all_platforms=all_platforms)
+    name = register(svc.images, svc.content, str(r), target)
+    return Pulled(name, target, ep.base)
 
 
 @dataclass

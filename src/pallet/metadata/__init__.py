@@ -1,0 +1,1 @@
+"""What ties the stores together: leases and garbage collection."""
