@@ -141,7 +141,10 @@ class Transport:
                 resp.release()
                 auth_retried += 1
                 continue
-            if resp.status in RETRY_STATUSES and retry and attempt < self.retries:
+            # 429 is a refusal before any work (a rate limit): resending is always safe,
+            # even for a request that is otherwise not retried here (an upload's body).
+            if resp.status in RETRY_STATUSES and (retry or resp.status == 429) \
+                    and attempt < self.retries:
                 delay = backoff(attempt, self.backoff_base)
                 ra = resp.headers.get("Retry-After", "")
                 if ra.isdigit():

@@ -9,6 +9,7 @@ spec's JSON body (errors.py).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from pallet.registry.errors import RegistryError
 from pallet.registry.scopes import DELETE, PULL, PUSH, Scope, parse_scopes, repository
 from pallet.registry.server import auth as _auth
 from pallet.registry.server.config import Config
+from pallet.registry.server.ratelimit import TokenBuckets
 from pallet.registry.server.storage import RegistryStorage
 from pallet.registry.server.uploads import Uploads
 
@@ -117,6 +119,19 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return error_response(RegistryError("UNKNOWN", str(e)), head=request.method == "HEAD")
 
 
+def rate_limit_middleware(buckets: TokenBuckets):
+    @web.middleware
+    async def limit(request: web.Request, handler) -> web.StreamResponse:
+        wait = buckets.take(request.remote or "")
+        if wait > 0:
+            return error_response(RegistryError(
+                "TOOMANYREQUESTS", {"retryAfter": math.ceil(wait)},
+                headers={"Retry-After": str(math.ceil(wait))}),
+                head=request.method == "HEAD")
+        return await handler(request)
+    return limit
+
+
 def error_response(e: RegistryError, *, head: bool = False) -> web.Response:
     body = e.body()
     headers = {"Content-Type": "application/json", **e.headers}
@@ -131,19 +146,51 @@ async def _api_version(request: web.Request, response: web.StreamResponse) -> No
 
 
 async def token(request: web.Request) -> web.Response:
-    """The token service (docker's token spec): GET /token?service=&scope=...[&account=]."""
+    """The token service (docker's token spec): GET /token?service=&scope=...[&account=]
+    with Basic credentials or none; and its OAuth2 form (POST, application/x-www-form-
+    urlencoded) with grant_type=password or refresh_token. `offline_token=true` (GET) or
+    `access_type=offline` (POST password grant) also returns a refresh token, which is
+    what `docker login` stores as an identity token."""
     reg = request.app[REGISTRY_KEY]
     if reg.issuer is None:
         raise RegistryError("UNSUPPORTED", "no token service")
-    account = reg.issuer.authenticate(request.headers)
+    if request.method == "POST":
+        form = await request.post()
+        params: dict[str, list[str]] = {}
+        for k, v in form.items():
+            params.setdefault(k, []).append(str(v))
+        grant = _one(params, "grant_type")
+        if grant == "password":
+            account = reg.issuer.check_password(_one(params, "username"),
+                                                _one(params, "password"))
+        elif grant == "refresh_token":
+            account = reg.issuer.check_refresh(_one(params, "refresh_token"))
+        else:
+            raise RegistryError("UNSUPPORTED", f"grant_type {grant!r}", status=400)
+        offline = _one(params, "access_type") == "offline" and grant == "password"
+        # OAuth2 puts the scopes in one space-separated value
+        raw_scopes = [x for v in params.get("scope", []) for x in v.split(" ") if x]
+        service = _one(params, "service") or reg.cfg.token.service
+    else:
+        account = reg.issuer.authenticate(request.headers)
+        offline = request.query.get("offline_token") == "true" and account != _auth.ANONYMOUS
+        raw_scopes = request.query.getall("scope", [])
+        service = request.query.get("service", reg.cfg.token.service)
     try:
-        scopes = parse_scopes(request.query.getall("scope", []))
+        scopes = parse_scopes(raw_scopes)
     except ValueError as e:
         raise RegistryError("DENIED", str(e), status=400) from None
-    service = request.query.get("service", reg.cfg.token.service)
     if service != reg.cfg.token.service:
         raise RegistryError("DENIED", f"unknown service {service!r}", status=400)
-    return web.json_response(reg.issuer.issue(account, service, scopes))
+    doc = reg.issuer.issue(account, service, scopes)
+    if offline:
+        doc["refresh_token"] = reg.issuer.refresh_token(account, service)
+    return web.json_response(doc)
+
+
+def _one(params: dict[str, list[str]], key: str) -> str:
+    values = params.get(key) or [""]
+    return values[0]
 
 
 def make_app(cfg: Config, storage: RegistryStorage | None = None) -> web.Application:
@@ -156,17 +203,20 @@ def make_app(cfg: Config, storage: RegistryStorage | None = None) -> web.Applica
         authorizer = _auth.BasicAuth(_auth.Htpasswd(cfg.htpasswd), cfg.realm,
                                      cfg.anonymous_read)
     else:
-        secret = _auth.token_secret(cfg)
-        issuer = _auth.TokenIssuer(cfg, secret,
+        signer = _auth.token_signer(cfg)
+        issuer = _auth.TokenIssuer(cfg, signer,
                                    _auth.Htpasswd(cfg.htpasswd) if cfg.htpasswd else None)
         realm = cfg.token.realm or _default_realm(cfg)
-        authorizer = _auth.TokenAuth(cfg, secret, realm)
+        authorizer = _auth.TokenAuth(cfg, signer, realm)
     if not _HANDLERS:
         _HANDLERS.update(_handlers())
     # Blob bodies are streamed into the ingester, never read whole; this cap only applies
     # to request.read() (manifests), which checks its own, smaller limit first.
-    app = web.Application(middlewares=[errors_middleware],
-                          client_max_size=cfg.max_manifest_size + 1)
+    middlewares = [errors_middleware]
+    if cfg.rate_limit > 0:
+        middlewares.insert(0, rate_limit_middleware(TokenBuckets(cfg.rate_limit,
+                                                                 cfg.rate_burst)))
+    app = web.Application(middlewares=middlewares, client_max_size=cfg.max_manifest_size + 1)
     app[REGISTRY_KEY] = Registry(cfg, storage, uploads, authorizer, issuer)
     app.router.add_route("*", TOKEN_PATH, token)
     app.router.add_route("*", "/v2", dispatch)

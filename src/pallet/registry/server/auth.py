@@ -1,5 +1,8 @@
 """Who may do what: none, htpasswd (bcrypt, Basic), or Docker token auth with this registry
-as its own token issuer (HS256 JWTs with an `access` claim, docker's token spec).
+as its own token issuer (JWTs with an `access` claim, docker's token spec): HS256 with a
+shared secret, or RS256 with an `x5c` certificate chain in the header, which is what CNCF
+distribution's `auth: token` checks against its `rootcertbundle` — so `pallet registry` can
+be the token service of a docker-registry too.
 
 The HTTP handlers state what a request needs (a list of `Scope`s); an `Authorizer` answers
 with the account name or raises UNAUTHORIZED (with the challenge to answer) or DENIED.
@@ -71,6 +74,11 @@ class Htpasswd:
                     entries[user] = hashed.encode()
         self._entries, self._mtime, self._ok = entries, st.st_mtime, set()
 
+    def has_user(self, user: str) -> bool:
+        with self._lock:
+            self._load()
+            return user in self._entries
+
     def check(self, user: str, password: str) -> bool:
         with self._lock:
             self._load()
@@ -135,11 +143,49 @@ class BasicAuth(Authorizer):
             "WWW-Authenticate": format_challenge("Basic", {"realm": self.realm})})
 
 
+class Signer:
+    """Signs and verifies this registry's tokens: HS256 with a secret, or RS256 with a key
+    whose certificate chain rides in the JWT header (`x5c`, base64 DER, leaf first)."""
+
+    def __init__(self, algorithm: str, key: bytes, public: object = None,
+                 chain: list[str] | None = None) -> None:
+        self.algorithm, self._key, self._public, self.chain = algorithm, key, public, chain
+
+    @classmethod
+    def hs256(cls, secret: bytes) -> Signer:
+        return cls("HS256", secret, secret)
+
+    @classmethod
+    def rs256(cls, key_file: str, cert_file: str) -> Signer:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        with open(key_file, "rb") as f:
+            key = f.read()
+        with open(cert_file, "rb") as f:
+            certs = x509.load_pem_x509_certificates(f.read())
+        chain = [base64.b64encode(c.public_bytes(Encoding.DER)).decode() for c in certs]
+        return cls("RS256", key, certs[0].public_key(), chain)
+
+    def sign(self, claims: dict[str, object]) -> str:
+        headers = {"x5c": self.chain} if self.chain else None
+        return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
+
+    def verify(self, token: str, *, audience: str, issuer: str) -> dict[str, object]:
+        return jwt.decode(token, self._public, algorithms=[self.algorithm],  # type: ignore[arg-type]
+                          audience=audience, issuer=issuer,
+                          options={"require": ["exp", "iss", "aud", "sub"]})
+
+
+def _signer(key: bytes | Signer) -> Signer:
+    return key if isinstance(key, Signer) else Signer.hs256(key)
+
+
 class TokenIssuer:
     """The token service's policy and signer: which account gets which actions."""
 
-    def __init__(self, cfg: Config, secret: bytes, htpasswd: Htpasswd | None) -> None:
-        self.cfg, self.secret, self.htpasswd = cfg, secret, htpasswd
+    def __init__(self, cfg: Config, signer: bytes | Signer, htpasswd: Htpasswd | None) -> None:
+        self.cfg, self.signer, self.htpasswd = cfg, _signer(signer), htpasswd
 
     def authenticate(self, headers: Mapping[str, str]) -> str:
         creds = basic_credentials(headers)
@@ -151,6 +197,30 @@ class TokenIssuer:
             raise RegistryError("UNAUTHORIZED", "invalid username or password", headers={
                 "WWW-Authenticate": format_challenge("Basic", {"realm": self.cfg.realm})})
         return creds[0]
+
+    def check_password(self, user: str, password: str) -> str:
+        if not user or self.htpasswd is None or not self.htpasswd.check(user, password):
+            raise RegistryError("UNAUTHORIZED", "invalid username or password")
+        return user
+
+    def refresh_token(self, account: str, service: str) -> str:
+        """A long-lived token that only buys access tokens (never accepted by a registry:
+        its audience is the token service itself)."""
+        now = int(time.time())
+        return self.signer.sign({"iss": self.cfg.token.issuer, "sub": account,
+                                 "aud": _refresh_audience(service), "iat": now, "nbf": now - 1,
+                                 "exp": now + REFRESH_EXPIRATION, "jti": uuid.uuid4().hex})
+
+    def check_refresh(self, token: str) -> str:
+        try:
+            claims = self.signer.verify(token, audience=_refresh_audience(self.cfg.token.service),
+                                        issuer=self.cfg.token.issuer)
+        except jwt.PyJWTError:
+            raise RegistryError("UNAUTHORIZED", "invalid refresh token") from None
+        account = str(claims["sub"])
+        if self.htpasswd is not None and not self.htpasswd.has_user(account):
+            raise RegistryError("UNAUTHORIZED", "invalid refresh token")  # account removed
+        return account
 
     def allowed_actions(self, account: str, scope: Scope) -> list[str]:
         if scope.type != REPOSITORY:
@@ -171,10 +241,17 @@ class TokenIssuer:
         claims = {"iss": self.cfg.token.issuer, "sub": account, "aud": service,
                   "exp": now + self.cfg.token.expiration, "nbf": now - 1, "iat": now,
                   "jti": uuid.uuid4().hex, "access": access}
-        token = jwt.encode(claims, self.secret, algorithm="HS256")
+        token = self.signer.sign(claims)
         return {"token": token, "access_token": token,
                 "expires_in": self.cfg.token.expiration,
                 "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
+
+
+REFRESH_EXPIRATION = 30 * 24 * 3600
+
+
+def _refresh_audience(service: str) -> str:
+    return f"{service}#refresh"
 
 
 def default_rules(anonymous_read: bool) -> list[AccessRule]:
@@ -191,8 +268,8 @@ def _account_matches(rule: AccessRule, account: str) -> bool:
 
 
 class TokenAuth(Authorizer):
-    def __init__(self, cfg: Config, secret: bytes, realm: str) -> None:
-        self.cfg, self.secret, self.realm = cfg, secret, realm
+    def __init__(self, cfg: Config, signer: bytes | Signer, realm: str) -> None:
+        self.cfg, self.signer, self.realm = cfg, _signer(signer), realm
 
     def _challenge(self, need: list[Scope], error: str | None = None) -> RegistryError:
         params = {"realm": self.realm, "service": self.cfg.token.service}
@@ -208,14 +285,12 @@ class TokenAuth(Authorizer):
         if token is None:
             raise self._challenge(need)
         try:
-            claims = jwt.decode(token, self.secret, algorithms=["HS256"],
-                                audience=self.cfg.token.service,
-                                issuer=self.cfg.token.issuer,
-                                options={"require": ["exp", "iss", "aud", "sub"]})
+            claims = self.signer.verify(token, audience=self.cfg.token.service,
+                                        issuer=self.cfg.token.issuer)
         except jwt.PyJWTError:
             raise self._challenge(need, "invalid_token") from None
         granted = []
-        for a in claims.get("access") or []:
+        for a in claims.get("access") or []:  # type: ignore[attr-defined]
             try:
                 granted.append(Scope(str(a["type"]), str(a["name"]),
                                      tuple(str(x) for x in a["actions"])))
@@ -244,3 +319,64 @@ def token_secret(cfg: Config) -> bytes:
         f.write(key)
     os.replace(tmp, path)
     return key
+
+
+def token_signer(cfg: Config) -> Signer:
+    if cfg.token.signing == "HS256":
+        return Signer.hs256(token_secret(cfg))
+    if cfg.token.key_file:
+        return Signer.rs256(cfg.token.key_file, cfg.token.cert_file)
+    key, cert, _ = token_ca(cfg.root)
+    return Signer.rs256(key, cert)
+
+
+def token_ca(root: str) -> tuple[str, str, str]:
+    """RS256 material made once under `root`: a CA (token-ca.crt, the bundle another
+    registry trusts) and a signing key with a certificate it issued. Returns the paths of
+    the signing key, its certificate and the CA certificate."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    paths = tuple(os.path.join(root, n) for n in
+                  ("token-signing.key", "token-signing.crt", "token-ca.crt"))
+    if all(os.path.exists(p) for p in paths):
+        return paths  # type: ignore[return-value]
+    os.makedirs(root, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Name,
+             signer: rsa.RSAPrivateKey, ca: bool) -> x509.Certificate:
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(issuer).public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(hours=1))
+             .not_valid_after(now + datetime.timedelta(days=3650))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage(
+                 digital_signature=not ca, key_cert_sign=ca, crl_sign=ca,
+                 content_commitment=False, key_encipherment=False, data_encipherment=False,
+                 key_agreement=False, encipher_only=False, decipher_only=False),
+                 critical=True))
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pallet registry token CA")])
+    ca = cert("pallet registry token CA", ca_key, ca_name, ca_key, True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = cert("pallet registry token signer", key, ca_name, ca_key, False)
+    pem = serialization.Encoding.PEM
+    blobs = [key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption()),
+             leaf.public_bytes(pem), ca.public_bytes(pem)]
+    for path, data in zip(paths, blobs, strict=True):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return paths  # type: ignore[return-value]

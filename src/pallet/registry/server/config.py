@@ -4,6 +4,9 @@
     addr = "127.0.0.1:5000"          # host:port
     tls_cert = "/etc/pallet/registry.crt"
     tls_key = "/etc/pallet/registry.key"
+    rate_limit = 0.0                 # requests per second per client IP (0: no limit);
+    rate_burst = 0                   # over it: 429 TOOMANYREQUESTS; burst default 2x rate
+    referrers_page_size = 1000       # referrers listed per response; more: Link rel="next"
 
     [storage]
     root = "/var/lib/pallet-registry"
@@ -22,6 +25,11 @@
     issuer = "pallet-registry"
     secret_file = ""                 # HS256 key; default <storage.root>/token.key
     expiration = 300
+    signing = "HS256"                # or RS256: signed by key_file, with the x5c chain of
+    key_file = ""                    # cert_file (PEM, leaf first), which other registries
+    cert_file = ""                   # (docker-registry's `rootcertbundle`) can verify;
+                                     # default: a CA and a signing cert made under the
+                                     # storage root (token-ca.crt is the bundle to trust)
 
     [[auth.token.access]]            # first match wins; default: accounts get everything
     account = "alice"                # "*" = any authenticated account, "" = anonymous
@@ -42,6 +50,7 @@ DEFAULT_ADDR = "127.0.0.1:5000"
 DEFAULT_ROOT = "/var/lib/pallet-registry"
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 AUTH_TYPES = ("none", "htpasswd", "token")
+SIGNING = ("HS256", "RS256")
 
 
 @dataclass
@@ -59,6 +68,9 @@ class TokenConfig:
     secret_file: str = ""
     expiration: int = 300
     access: list[AccessRule] = field(default_factory=list)
+    signing: str = "HS256"
+    key_file: str = ""
+    cert_file: str = ""
 
 
 @dataclass
@@ -74,6 +86,9 @@ class Config:
     htpasswd: str = ""
     anonymous_read: bool = False
     token: TokenConfig = field(default_factory=TokenConfig)
+    rate_limit: float = 0.0
+    rate_burst: int = 0
+    referrers_page_size: int = 1000
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -89,6 +104,15 @@ class Config:
             raise InvalidArgument("http.tls_cert and http.tls_key go together")
         if self.max_manifest_size <= 0:
             raise InvalidArgument("storage.max_manifest_size must be positive")
+        if self.rate_limit < 0 or self.rate_burst < 0:
+            raise InvalidArgument("http.rate_limit and http.rate_burst must not be negative")
+        if self.referrers_page_size <= 0:
+            raise InvalidArgument("http.referrers_page_size must be positive")
+        if self.token.signing not in SIGNING:
+            raise InvalidArgument(f"auth.token.signing {self.token.signing!r}: want one of "
+                                  f"{SIGNING}")
+        if bool(self.token.key_file) != bool(self.token.cert_file):
+            raise InvalidArgument("auth.token.key_file and cert_file go together")
         for rule in self.token.access:
             bad = set(rule.actions) - {"pull", "push", "delete", "*"}
             if bad:
@@ -118,7 +142,8 @@ def _typed(d: dict[str, Any], key: str, kind: type, where: str, default: Any) ->
     return v
 
 
-_KNOWN = {"http": {"addr", "tls_cert", "tls_key"},
+_KNOWN = {"http": {"addr", "tls_cert", "tls_key", "rate_limit", "rate_burst",
+                  "referrers_page_size"},
           "storage": {"root", "delete", "max_manifest_size"},
           "auth": {"type", "realm", "htpasswd", "anonymous_read", "token"}}
 
@@ -150,11 +175,21 @@ def from_dict(doc: dict[str, Any]) -> Config:
         secret_file=_typed(tok, "secret_file", str, "auth.token", ""),
         expiration=_typed(tok, "expiration", int, "auth.token", d.token.expiration),
         access=rules,
+        signing=_typed(tok, "signing", str, "auth.token", d.token.signing),
+        key_file=_typed(tok, "key_file", str, "auth.token", ""),
+        cert_file=_typed(tok, "cert_file", str, "auth.token", ""),
     )
+    rate = http.get("rate_limit", 0.0)
+    if isinstance(rate, int) and not isinstance(rate, bool):
+        rate = float(rate)
     return Config(
         addr=_typed(http, "addr", str, "http", d.addr),
         tls_cert=_typed(http, "tls_cert", str, "http", ""),
         tls_key=_typed(http, "tls_key", str, "http", ""),
+        rate_limit=_typed({"rate_limit": rate}, "rate_limit", float, "http", 0.0),
+        rate_burst=_typed(http, "rate_burst", int, "http", 0),
+        referrers_page_size=_typed(http, "referrers_page_size", int, "http",
+                                   d.referrers_page_size),
         root=_typed(storage, "root", str, "storage", d.root),
         delete=_typed(storage, "delete", bool, "storage", d.delete),
         max_manifest_size=_typed(storage, "max_manifest_size", int, "storage",

@@ -66,16 +66,27 @@ async def catalog(reg: Registry, request: web.Request, route: names.Route) -> we
 
 
 async def referrers(reg: Registry, request: web.Request, route: names.Route) -> web.Response:
+    """The referrers index, in pages of at most `referrers_page_size` (or `n`) by digest
+    order; a further page is announced by `Link: <...?n=&last=>; rel="next"` (the spec
+    lets a registry paginate a large list this way, as tag listing does)."""
     subject = parse_digest(route.arg)
     want = request.query.get("artifactType")
-    out = []
-    for rec in reg.storage.referrers(route.name, str(subject)):
-        if want is not None and rec.artifact_type != want:
-            continue
-        out.append(Descriptor(rec.media_type, parse_digest(rec.digest), rec.size,
-                              annotations=rec.annotations, artifact_type=rec.artifact_type))
+    recs = {rec.digest: rec for rec in reg.storage.referrers(route.name, str(subject))
+            if want is None or rec.artifact_type == want}
+    n = parse_n(request.query.get("n"))
+    size = reg.cfg.referrers_page_size if n is None else min(n, reg.cfg.referrers_page_size)
+    page, more = paginate(sorted(recs), size, request.query.get("last"))
+    out = [Descriptor(recs[d].media_type, parse_digest(d), recs[d].size,
+                      annotations=recs[d].annotations, artifact_type=recs[d].artifact_type)
+           for d in page]
     headers = {"Content-Type": mt.IMAGE_INDEX}
     if want is not None:
         headers[FILTERS_HEADER] = "artifactType"
+    if more and size:
+        query = {"n": size, "last": page[-1]}
+        if want is not None:
+            query["artifactType"] = want
+        headers["Link"] = (f'</v2/{route.name}/referrers/{subject}?{urlencode(query)}>; '
+                           'rel="next"')
     body = Index(out, media_type=mt.IMAGE_INDEX).to_dict()
     return web.Response(body=json.dumps(body).encode(), headers=headers)
