@@ -14,6 +14,7 @@ import bcrypt
 import jwt
 import pytest
 from cryptography import x509
+from tests.unit.test_registry_server import Client, image, sha
 
 from pallet.images.service import ImageService
 from pallet.registry.client.api import Options, pull, push
@@ -24,7 +25,6 @@ from pallet.registry.server.config import Config, TokenConfig, from_dict
 from pallet.registry.server.serve import BackgroundServer
 from pallet.registry.testing import free_port
 from pallet.testing import images as timages
-from tests.unit.test_registry_server import Client, image, sha
 
 
 @pytest.fixture(scope="module")
