@@ -105,9 +105,10 @@ def docker_registry_binary() -> str | None:
 
 
 @contextlib.contextmanager
-def docker_registry(workdir: str, *, htpasswd: str | None = None, delete: bool = True
-                    ) -> Iterator[Running]:
-    """Debian's docker-registry (distribution 2.8) with filesystem storage in `workdir`."""
+def docker_registry(workdir: str, *, htpasswd: str | None = None, delete: bool = True,
+                    token: dict[str, str] | None = None) -> Iterator[Running]:
+    """Debian's docker-registry (distribution 2.8) with filesystem storage in `workdir`;
+    `token` is its `auth: token` section (realm, service, issuer, rootcertbundle)."""
     binary = docker_registry_binary()
     if binary is None:
         raise RuntimeError("docker-registry not installed (Debian package docker-registry)")
@@ -117,6 +118,8 @@ def docker_registry(workdir: str, *, htpasswd: str | None = None, delete: bool =
     auth = ""
     if htpasswd:
         auth = f"auth:\n  htpasswd:\n    realm: test-realm\n    path: {htpasswd}\n"
+    if token:
+        auth = "auth:\n  token:\n" + "".join(f"    {k}: {v}\n" for k, v in token.items())
     config = os.path.join(workdir, "config.yml")
     with open(config, "w") as f:
         f.write(f"""version: 0.1
