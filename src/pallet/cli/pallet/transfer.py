@@ -58,11 +58,14 @@ def _progress(quiet: bool) -> contextlib.AbstractContextManager[RichProgress | N
 @click.option("--platform", default=None, help="os/arch[/variant] [this machine]")
 @click.option("--all-platforms", is_flag=True, help="every manifest of an index")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars")
+@click.option("--allow-nondistributable", is_flag=True,
+              help="fetch non-distributable (foreign) layers from the URLs their "
+              "descriptors list")
 @registry_options
 @click.pass_context
 def pull_cmd(ctx: click.Context, ref: str, platform: str | None, all_platforms: bool,
-             quiet: bool, insecure: bool, plain_http: bool, hosts_dir: str | None,
-             creds: str | None) -> None:
+             quiet: bool, allow_nondistributable: bool, insecure: bool, plain_http: bool,
+             hosts_dir: str | None, creds: str | None) -> None:
     """Pull an image from a registry."""
     try:
         plat = Platform.parse(platform) if platform else None
@@ -70,6 +73,7 @@ def pull_cmd(ctx: click.Context, ref: str, platform: str | None, all_platforms: 
         raise click.BadParameter(str(e)) from None
     svc = _svc(ctx)
     opts = make_options(insecure, plain_http, hosts_dir, creds)
+    opts.foreign_layers = allow_nondistributable
     try:
         with _progress(quiet) as prog:
             res = asyncio.run(pull(svc, ref, opts=opts, platform=plat,

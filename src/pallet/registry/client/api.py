@@ -31,6 +31,7 @@ class Options:
     credentials: Credentials | None = None  # overrides the config (e.g. --creds)
     parallel: int = 4
     retries: int = 5
+    foreign_layers: bool = False       # fetch non-distributable layers from their `urls`
     backoff: float = 0.2
 
     def endpoints(self, registry: str) -> list[_hosts.Endpoint]:
@@ -83,7 +84,7 @@ async def _pull_from(svc: ImageService, ep: _hosts.Endpoint, r: _reference.Refer
                      progress: Progress | None) -> Pulled:
     async with opts.transport(ep) as t:
         f = Fetcher(t, r.path, svc.content, progress=progress, parallel=opts.parallel,
-                    source_host=r.domain)
+                    source_host=r.domain, foreign_layers=opts.foreign_layers)
         target, data = await f.resolve(str(r.digest) if r.digest else r.tag or "latest")
         await pull_graph(f, target, data, platform=platform,
                          all_platforms=all_platforms)

@@ -49,7 +49,7 @@ class Fetcher:
 
     def __init__(self, transport: Transport, repo: str, content: LocalStore, *,
                  progress: Progress | None = None, parallel: int = 4,
-                 source_host: str | None = None) -> None:
+                 source_host: str | None = None, foreign_layers: bool = False) -> None:
         self.t = transport
         self.repo = repo
         self.content = content
@@ -57,6 +57,9 @@ class Fetcher:
         self.scopes: list[Scope] = [repository(repo, PULL)]
         self._sem = asyncio.Semaphore(parallel)
         self._source = source_host
+        # Non-distributable layers (image-spec's `urls`): fetched from their URLs, then the
+        # registry, only when asked; otherwise left out, as registries do not hold them.
+        self.foreign_layers = foreign_layers
 
     # --- manifests -------------------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class Fetcher:
                 self.progress.done(desc, "exists")
                 return
             with w:
-                await self._download(desc, w)
+                await self._download_any(desc, w)
                 try:
                     w.commit(desc.size, desc.digest, self._labels())
                 except AlreadyExists:
@@ -132,7 +135,41 @@ class Fetcher:
                     raise InvalidArgument(f"blob {desc.digest}: {e}") from None
         self.progress.done(desc, "done")
 
-    async def _download(self, desc: Descriptor, w: LocalWriter) -> None:
+    async def _download_any(self, desc: Descriptor, w: LocalWriter) -> None:
+        if not (self.foreign_layers and desc.urls):
+            await self._download(desc, w)
+            return
+        # A foreign layer's URLs first (containerd's order), each without this registry's
+        # credentials; what was received from one is verified like any blob at commit.
+        import aiohttp
+
+        errors = []
+        urls = [u for u in desc.urls or [] if u.startswith(("http://", "https://"))]
+        if urls:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+            async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as s:
+                for url in urls:
+                    async def get(headers: dict[str, str], url: str = url
+                                  ) -> aiohttp.ClientResponse:
+                        resp = await s.get(url, headers=headers)
+                        if resp.status not in (200, 206):
+                            resp.release()
+                            raise RequestError(f"GET {url}: {resp.status}", resp.status)
+                        return resp
+                    try:
+                        await self._download(desc, w, get)
+                        return
+                    except (RequestError, *TRANSIENT) as e:
+                        errors.append(f"{url}: {e}")
+                        w.truncate(0)   # another source starts afresh
+        try:
+            await self._download(desc, w)
+        except RequestError as e:
+            raise RequestError(f"foreign layer {desc.digest}: "
+                               + "; ".join([*errors, f"registry: {e}"]), e.status) from None
+
+    async def _download(self, desc: Descriptor, w: LocalWriter, get=None) -> None:
+        """Into `w` from the registry (or `get(headers)`), resuming with Range."""
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
@@ -144,8 +181,11 @@ class Fetcher:
             if offset == desc.size:
                 return
             headers = {"Range": f"bytes={offset}-"} if offset else {}
-            resp = await self.t.request("GET", f"/{self.repo}/blobs/{desc.digest}",
-                                        scopes=self.scopes, headers=headers, ok=(200, 206))
+            if get is not None:
+                resp = await get(headers)
+            else:
+                resp = await self.t.request("GET", f"/{self.repo}/blobs/{desc.digest}",
+                                            scopes=self.scopes, headers=headers, ok=(200, 206))
             try:
                 async with resp:
                     if resp.status == 200 and offset:
@@ -225,7 +265,7 @@ async def pull_graph(f: Fetcher, target: Descriptor, target_data: bytes, *,
             m = read_manifest(f.content, desc)
             blobs.setdefault(str(m.config.digest), (m.config, "config"))
             for layer in m.layers:
-                if layer.media_type in FOREIGN:
+                if layer.media_type in FOREIGN and not f.foreign_layers:
                     continue  # nondistributable: not in registries, by definition
                 blobs.setdefault(str(layer.digest), (layer, "layer"))
     await asyncio.gather(*(f.fetch_blob(d, what) for d, what in blobs.values()))
