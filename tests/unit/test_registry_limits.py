@@ -260,3 +260,14 @@ def test_rs256_tokens_carry_a_verifiable_chain(tmp_path, layout, svc):
     first = (tmp_path / "reg" / "token-ca.crt").read_bytes()
     with BackgroundServer(cfg):
         assert (tmp_path / "reg" / "token-ca.crt").read_bytes() == first
+
+
+def test_serve_flags(tmp_path):
+    from pallet.registry.testing import pallet_registry
+
+    with pallet_registry(str(tmp_path / "r"), "--rate-limit", "0.5", "--rate-burst", "2",
+                         "--auth", "token", "--token-signing", "RS256",
+                         "--anonymous-read") as reg:
+        c = Client(reg.url)
+        assert [c.req("GET", "/token")[0] for _ in range(3)] == [200, 200, 429]
+    assert (tmp_path / "r" / "storage" / "token-ca.crt").exists()

@@ -42,6 +42,12 @@ def _load(path: str | None, **flags: object) -> _config.Config:
 @click.option("--token-service", default=None, help="token audience (service name)")
 @click.option("--delete/--no-delete", default=None,
               help="allow DELETE of manifests, tags and blobs")
+@click.option("--rate-limit", type=float, default=None,
+              help="requests per second per client IP; over it 429 TOOMANYREQUESTS [off]")
+@click.option("--rate-burst", type=int, default=None, help="bucket size [2x the rate]")
+@click.option("--token-signing", type=click.Choice(_config.SIGNING), default=None,
+              help="token signatures: HS256, or RS256 with an x5c chain that another "
+              "registry can trust (<storage>/token-ca.crt unless configured)")
 @click.option("--print-address", is_flag=True,
               help="print the URL on stdout once listening (useful with port 0)")
 @click.option("--log-level", default="warning",
@@ -49,7 +55,8 @@ def _load(path: str | None, **flags: object) -> _config.Config:
 def serve(config_path: str | None, addr: str | None, root: str | None, tls_cert: str | None,
           tls_key: str | None, auth: str | None, htpasswd: str | None, realm: str | None,
           anonymous_read: bool | None, token_realm: str | None, token_service: str | None,
-          delete: bool | None, print_address: bool, log_level: str) -> None:
+          delete: bool | None, rate_limit: float | None, rate_burst: int | None,
+          token_signing: str | None, print_address: bool, log_level: str) -> None:
     """Serve the OCI distribution API (pull, push, discovery, deletion, referrers)."""
     from pallet.registry.server.serve import run
 
@@ -60,6 +67,8 @@ def serve(config_path: str | None, addr: str | None, root: str | None, tls_cert:
         cfg.token.realm = token_realm
     if token_service is not None:
         cfg.token.service = token_service
+    if token_signing is not None:
+        cfg.token.signing = token_signing
     cfg = _load(None, addr=addr or cfg.addr, root=root or cfg.root,
                 tls_cert=tls_cert if tls_cert is not None else cfg.tls_cert,
                 tls_key=tls_key if tls_key is not None else cfg.tls_key,
@@ -68,7 +77,10 @@ def serve(config_path: str | None, addr: str | None, root: str | None, tls_cert:
                 anonymous_read=cfg.anonymous_read if anonymous_read is None
                 else anonymous_read,
                 delete=cfg.delete if delete is None else delete,
-                max_manifest_size=cfg.max_manifest_size, token=cfg.token)
+                max_manifest_size=cfg.max_manifest_size, token=cfg.token,
+                rate_limit=cfg.rate_limit if rate_limit is None else rate_limit,
+                rate_burst=cfg.rate_burst if rate_burst is None else rate_burst,
+                referrers_page_size=cfg.referrers_page_size)
     os.makedirs(cfg.root, exist_ok=True)
 
     def ready(url: str) -> None:
