@@ -355,9 +355,31 @@ class Containers:
                 c.restart_task.cancel()
                 c.restart_task = None
             c.rec["_ManuallyStopped"] = False
-            await self._start_locked(c)
+            try:
+                await self._start_locked(c)
+            except PalletError as e:
+                msg = str(e)
+                code = 127 if ("no such file" in msg or "not found" in msg) else \
+                    126 if "permission denied" in msg else 128
+                c.state.update(ExitCode=code, Error=msg)
+                self.save(c)
+                if c.rec["HostConfig"].get("AutoRemove"):
+                    self.spawn(self.remove(c, force=True))
+                raise
 
     async def _start_locked(self, c: Container) -> None:
+        try:
+            await self._start_steps(c)
+        except BaseException as e:
+            # attach streams waiting for this start end with the error
+            for _opts, fut in c.pending_attach:
+                if not fut.done():
+                    fut.set_exception(e if isinstance(e, PalletError)
+                                      else SystemError_(str(e)))
+            c.pending_attach.clear()
+            raise
+
+    async def _start_steps(self, c: Container) -> None:
         try:
             await self.blocking(self._write_bundle, c)
         except PalletError:

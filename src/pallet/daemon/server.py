@@ -200,7 +200,8 @@ async def serve(cfg: Config, stop: asyncio.Event) -> None:
     d = Daemon(cfg)
     await d.containers.recover()
     app = make_app(d)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                           shutdown_timeout=1.0)
     await runner.setup()
     os.makedirs(os.path.dirname(cfg.socket), exist_ok=True)
     with contextlib.suppress(FileNotFoundError):

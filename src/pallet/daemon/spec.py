@@ -61,9 +61,23 @@ def docker_init_binary() -> str | None:
     return None
 
 
+def host_caps() -> list[str]:
+    """The capabilities this daemon's bounding set has: what `--privileged` and `ALL` grant
+    (as dockerd's GetAllCapabilities)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    mask = int(line.split()[1], 16)
+                    return [n for i, n in enumerate(ALL_CAPS) if mask & (1 << i)]
+    except OSError:
+        pass
+    return list(ALL_CAPS)
+
+
 def capabilities(host: dict[str, Any]) -> list[str]:
     if host.get("Privileged"):
-        return list(ALL_CAPS)
+        return host_caps()
 
     def norm(c: str) -> str:
         c = c.upper()
@@ -74,7 +88,7 @@ def capabilities(host: dict[str, Any]) -> list[str]:
     for c in adds + drops:
         if c != "ALL" and c not in ALL_CAPS:
             raise InvalidArgument(f"unknown capability: {c!r}")
-    caps = list(ALL_CAPS) if "ALL" in adds else list(DEFAULT_CAPS)
+    caps = host_caps() if "ALL" in adds else list(DEFAULT_CAPS)
     caps += [c for c in adds if c != "ALL" and c not in caps]
     if "ALL" in drops:
         return [c for c in adds if c != "ALL"]
@@ -258,6 +272,6 @@ def exec_process(base: dict[str, Any], *, cmd: list[str], env: list[str], cwd: s
     if user:
         proc["user"] = resolve_user(rootfs, user)
     if privileged:
-        proc["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective",
-                                                            "permitted")}
+        proc["capabilities"] = {k: host_caps() for k in ("bounding", "effective",
+                                                         "permitted")}
     return proc

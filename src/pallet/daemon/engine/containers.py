@@ -111,10 +111,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
                 await d.containers.attach(
                     c, h, stdin=qbool(request, "stdin"), stdout=qbool(request, "stdout"),
                     stderr=qbool(request, "stderr"), detach_keys=keys)
-    except PalletError as e:
-        with contextlib.suppress(ConnectionError):
-            msg = f"Error attaching: {e}\n".encode()
-            await h.write(msg if c.tty else wire.frame(wire.STDERR, msg))
+    except PalletError:
+        pass  # the start that failed reports the error; the stream just ends
     finally:
         h.close()
     return resp

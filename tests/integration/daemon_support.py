@@ -1,0 +1,252 @@
+"""A palletd of one's own for the daemon tests: a temp root and socket, the busybox test
+image imported as `docker.io/library/busybox:latest`, and a clean-up that removes every
+container, shim, mount and process the daemon started (found by the daemon's own directory,
+never by a program name).
+
+Needs root and a private mount namespace (`./scripts/test` runs pytest under
+`unshare -m --propagation private`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+_LAYOUT: dict[str, str] = {}
+
+
+def _in_private_mount_ns() -> bool:
+    try:
+        return os.readlink("/proc/1/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return True  # PID 1 hidden from us: not the host's namespace view
+
+
+def requirements() -> str | None:
+    if os.geteuid() != 0:
+        return "palletd tests need root"
+    if not _in_private_mount_ns():
+        return "run the daemon tests inside `unshare -m --propagation private` (scripts/test)"
+    return None
+
+
+def busybox_layout() -> str:
+    if "path" not in _LAYOUT:
+        from pallet.testing.images import single_layer
+
+        d = tempfile.mkdtemp(prefix="pallet-bb-")
+        _LAYOUT["path"] = str(single_layer(os.path.join(d, "layout")))
+    return _LAYOUT["path"]
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+class Palletd:
+    def __init__(self, base: str, runtime: str = "pallet-runtime") -> None:
+        self.base = base
+        self.root = os.path.join(base, "root")
+        self.exec_root = os.path.join(base, "run")
+        self.sock = os.path.join(base, "d.sock")
+        self.runtime = runtime
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}",
+                    "DOCKER_CONFIG": os.path.join(base, "docker-config"),
+                    "PALLET_HOST": f"unix://{self.sock}", "NO_COLOR": "1"}
+
+    def import_busybox(self) -> None:
+        from pallet.images.service import ImageService
+
+        svc = ImageService(self.root)
+        try:
+            svc.import_(busybox_layout(), base_name="docker.io/library/busybox")
+        finally:
+            svc.close()
+
+    def start(self) -> None:
+        log = open(os.path.join(self.base, "palletd.log"), "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "palletd"), "--root", self.root, "--exec-root", self.exec_root,
+             "-H", self.sock, "--default-runtime", self.runtime],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("palletd exited:\n" + self.log())
+            try:
+                if self.api("GET", "/_ping")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("palletd did not come up:\n" + self.log())
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def log(self) -> str:
+        try:
+            return Path(self.base, "palletd.log").read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 30
+            ) -> tuple[int, Any]:
+        c = UnixHTTP(self.sock, timeout)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            c.request(method, path, body=data,
+                      headers={"Content-Type": "application/json"} if data else {})
+            r = c.getresponse()
+            raw = r.read()
+            try:
+                return r.status, json.loads(raw) if raw else None
+            except ValueError:
+                return r.status, raw
+        finally:
+            c.close()
+
+    def docker(self, *args: str, input: bytes | None = None, timeout: float = 60,
+               check: bool = False) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([DOCKER, *args], input=input.decode() if input else None,
+                           capture_output=True, text=True, env=self.env, timeout=timeout,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)}: rc {p.returncode}\n{p.stderr}")
+        return p
+
+    def pallet(self, *args: str, input: bytes | None = None, timeout: float = 60,
+               check: bool = False) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([str(VENV_BIN / "pallet"), *args],
+                           input=input.decode() if input else None, capture_output=True,
+                           text=True, env=self.env, timeout=timeout,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise AssertionError(f"pallet {' '.join(args)}: rc {p.returncode}\n{p.stderr}")
+        return p
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        status, body = self.api("GET", f"/containers/{name}/json")
+        assert status == 200, body
+        return body
+
+    def wait_for(self, pred: Any, timeout: float = 15, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    # --- what this daemon started ------------------------------------------------------
+
+    def our_pids(self) -> list[int]:
+        """Processes whose command line names this daemon's directory: its shims (and
+        runtime calls in flight)."""
+        out = []
+        me = self.base.encode()
+        for p in os.listdir("/proc"):
+            if not p.isdigit() or int(p) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    if me in f.read():
+                        out.append(int(p))
+            except OSError:
+                continue
+        return out
+
+    def shim_pids(self) -> list[int]:
+        out = []
+        for pid in self.our_pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"pallet.shim.main" in f.read():
+                        out.append(pid)
+            except OSError:
+                continue
+        return out
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                _, cs = self.api("GET", "/containers/json?all=1", timeout=10)
+                for c in cs or []:
+                    self.api("DELETE", f"/containers/{c['Id']}?force=1", timeout=30)
+            except Exception:
+                pass
+            self.kill(signal.SIGTERM)
+        # containers whose shim or daemon broke: delete them through their runtime
+        rroot = Path(self.exec_root, "runtime")
+        for rt_dir in (rroot.iterdir() if rroot.exists() else []):
+            rt = shutil.which(rt_dir.name) or str(VENV_BIN / rt_dir.name)
+            for cdir in rt_dir.iterdir():
+                if cdir.is_dir():
+                    subprocess.run([rt, "--root", str(rt_dir), "delete", "--force", cdir.name],
+                                   capture_output=True, timeout=30)
+        for pid in self.our_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while self.our_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        from pallet.linux import libc
+
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for mp in reversed(points):
+            if mp.startswith(self.base + "/"):
+                try:
+                    libc.umount2(mp, 2)
+                except OSError:
+                    pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def make_daemon(runtime: str = "pallet-runtime"):
+    """A module-scoped fixture function: `palletd = make_daemon()` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def palletd():
+        why = requirements()
+        if why:
+            pytest.skip(why)
+        d = Palletd(tempfile.mkdtemp(prefix="pd", dir="/tmp"), runtime)
+        try:
+            d.import_busybox()
+            d.start()
+            yield d
+        finally:
+            d.cleanup()
+
+    return palletd

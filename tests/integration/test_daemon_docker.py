@@ -1,0 +1,263 @@
+"""The real docker CLI (28.x, negotiating API 1.41) against palletd."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+
+from daemon_support import DOCKER, make_daemon
+
+palletd = make_daemon()
+
+LOOP = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"
+
+
+def test_version_and_info(palletd):
+    v = palletd.docker("version", check=True).stdout
+    assert "API version:       1.41 (downgraded from" in v
+    assert "minimum version 1.24" in v
+    info = palletd.docker("info", "--format", "{{json .}}", check=True).stdout
+    d = json.loads(info)
+    assert d["DefaultRuntime"] == "pallet-runtime"
+    assert "runc" in d["Runtimes"]
+
+
+def test_run_rm_echo(palletd):
+    p = palletd.docker("run", "--rm", "busybox", "echo", "hi", check=True)
+    assert p.stdout == "hi\n"
+    assert palletd.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_run_exit_code_and_stderr(palletd):
+    p = palletd.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert p.returncode == 3
+    assert p.stdout == "out\n"
+    assert "err" in p.stderr
+
+
+def test_stdin_pipe(palletd):
+    p = palletd.docker("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo end",
+                       input=b"hello\nworld\n", check=True)
+    assert p.stdout == "hello\nworld\nend\n"
+
+
+def test_detached_lifecycle(palletd):
+    cid = palletd.docker("run", "-d", "--name", "web", "-e", "FOO=bar", "busybox", "sh", "-c",
+                         LOOP, check=True).stdout.strip()
+    assert len(cid) == 64
+    ps = palletd.docker("ps", check=True).stdout
+    assert "web" in ps and cid[:12] in ps and "Up " in ps
+    assert palletd.docker("ps", "-q", "--filter", "name=web").stdout.strip() == cid[:12]
+    palletd.wait_for(lambda: "line 3" in palletd.docker("logs", "web").stdout, what="logs")
+    tail = palletd.docker("logs", "--tail", "2", "web", check=True).stdout.splitlines()
+    assert len(tail) == 2 and all(x.startswith("line ") for x in tail)
+    ts = palletd.docker("logs", "-t", "--tail", "1", "web", check=True).stdout
+    assert ts[:2] == "20" and "Z line " in ts
+    assert palletd.docker("exec", "web", "sh", "-c", "echo $FOO",
+                          check=True).stdout == "bar\n"
+    assert palletd.docker("exec", "web", "sh", "-c", "exit 5").returncode == 5
+    assert palletd.docker("exec", "-e", "X=1", "-w", "/tmp", "web", "sh", "-c",
+                          "echo $X $(pwd)", check=True).stdout == "1 /tmp\n"
+    assert palletd.docker("exec", "-u", "1000", "web", "id", "-u").stdout.strip() == "1000"
+    palletd.docker("exec", "-d", "web", "sh", "-c", "echo detached > /tmp/d", check=True)
+    palletd.wait_for(lambda: palletd.docker("exec", "web", "cat", "/tmp/d").stdout
+                     == "detached\n", what="detached exec")
+    st = json.loads(palletd.docker("inspect", "web", check=True).stdout)[0]
+    assert st["State"]["Running"] and st["State"]["Pid"] > 0
+    assert st["Name"] == "/web" and st["Config"]["Image"] == "busybox"
+    assert "FOO=bar" in st["Config"]["Env"]
+    t0 = time.monotonic()
+    palletd.docker("stop", "-t", "1", "web", check=True)
+    assert time.monotonic() - t0 < 8
+    assert palletd.docker("wait", "web", check=True).stdout.strip() == "137"
+    assert "Exited (137)" in palletd.docker("ps", "-a").stdout
+    palletd.docker("start", "web", check=True)
+    assert palletd.inspect("web")["State"]["Running"]
+    palletd.docker("restart", "-t", "0", "web", check=True)
+    assert palletd.inspect("web")["State"]["Running"]
+    assert palletd.docker("rm", "web").returncode != 0  # running
+    palletd.docker("rm", "-f", "web", check=True)
+    assert palletd.docker("inspect", "web").returncode != 0
+
+
+def test_kill_and_wait(palletd):
+    palletd.docker("run", "-d", "--name", "k1", "busybox", "sleep", "100", check=True)
+    palletd.docker("kill", "k1", check=True)
+    assert palletd.docker("wait", "k1", check=True).stdout.strip() == "137"
+    palletd.docker("run", "-d", "--name", "k2", "busybox", "sh", "-c",
+                   "trap 'exit 42' USR1; while true; do sleep 0.1; done", check=True)
+    time.sleep(0.3)
+    palletd.docker("kill", "-s", "USR1", "k2", check=True)
+    assert palletd.docker("wait", "k2", check=True).stdout.strip() == "42"
+    palletd.docker("rm", "k1", "k2", check=True)
+
+
+def test_attach_non_tty(palletd):
+    palletd.docker("run", "-d", "--name", "att", "busybox", "sh", "-c",
+                   "sleep 1; echo one; echo two >&2; exit 4", check=True)
+    p = palletd.docker("attach", "att", timeout=20)
+    assert p.returncode == 4
+    assert p.stdout == "one\n" and "two" in p.stderr
+    palletd.docker("rm", "att", check=True)
+
+
+def _pty_run(argv: list[str], env: dict[str, str], send: bytes = b"", timeout: float = 20,
+             trigger: bytes = b"READY") -> tuple[int, bytes]:
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                         start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    sent = False
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        if send and not sent and trigger in out:
+            os.write(master, send)
+            sent = True
+        if p.poll() is not None and not r:
+            break
+    os.close(master)
+    try:
+        rc = p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    return rc, out
+
+
+def test_run_tty(palletd):
+    rc, out = _pty_run([DOCKER, "run", "-it", "--rm", "busybox", "sh", "-c",
+                        "tty; stty size; echo READY; read x; echo got:$x; exit 6"],
+                       palletd.env, send=b"abc\r")
+    assert rc == 6, out
+    assert b"/dev/pts/0" in out
+    assert b"got:abc" in out
+
+
+def test_attach_tty(palletd):
+    palletd.docker("run", "-dit", "--name", "tt", "busybox", "sh", check=True)
+    time.sleep(0.3)
+    _, out = _pty_run([DOCKER, "attach", "tt"], palletd.env, trigger=b"",
+                       send=b"echo hello-$((6*7)); exit 3\r")
+    assert b"hello-42" in out, out
+    assert palletd.docker("wait", "tt", check=True).stdout.strip() == "3"
+    palletd.docker("rm", "tt", check=True)
+
+
+def test_images_tag_rmi(palletd):
+    out = palletd.docker("images", check=True).stdout
+    assert "busybox" in out and "latest" in out
+    palletd.docker("tag", "busybox", "example.com/me/tagged:1", check=True)
+    out = palletd.docker("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}",
+                         check=True).stdout
+    assert "example.com/me/tagged:1" in out
+    ids = {line.split()[1] for line in out.splitlines()}
+    assert len(ids) == 1
+    img = json.loads(palletd.docker("image", "inspect", "busybox", check=True).stdout)[0]
+    assert img["Id"].startswith("sha256:") and img["Os"] == "linux"
+    assert "busybox:latest" in img["RepoTags"]
+    p = palletd.docker("rmi", "example.com/me/tagged:1", check=True)
+    assert "Untagged: example.com/me/tagged:1" in p.stdout
+    assert "tagged" not in palletd.docker("images").stdout
+    assert palletd.docker("inspect", "busybox", check=True).returncode == 0
+
+
+def test_pull_error_is_clear(palletd):
+    p = palletd.docker("pull", "127.0.0.1:1/nothing:latest")
+    assert p.returncode != 0
+    assert "Error response from daemon" in p.stderr
+
+
+def test_restart_policies(palletd):
+    palletd.docker("run", "-d", "--name", "onf", "--restart", "on-failure:2", "busybox",
+                   "sh", "-c", "exit 1", check=True)
+    palletd.wait_for(lambda: palletd.inspect("onf")["RestartCount"] == 2
+                     and palletd.inspect("onf")["State"]["Status"] == "exited",
+                     what="on-failure:2 to give up")
+    assert palletd.inspect("onf")["State"]["ExitCode"] == 1
+    palletd.docker("run", "-d", "--name", "alw", "--restart", "always", "busybox", "sh", "-c",
+                   "echo run; sleep 0.2", check=True)
+    palletd.wait_for(lambda: palletd.inspect("alw")["RestartCount"] >= 2, what="always")
+    palletd.docker("stop", "-t", "1", "alw", check=True)
+    n = palletd.inspect("alw")["RestartCount"]
+    time.sleep(0.8)
+    st = palletd.inspect("alw")
+    assert st["RestartCount"] == n and not st["State"]["Running"]
+    assert palletd.docker("logs", "alw").stdout.count("run") >= 3
+    palletd.docker("run", "-d", "--name", "nop", "busybox", "sh", "-c", "exit 2", check=True)
+    palletd.wait_for(lambda: palletd.inspect("nop")["State"]["Status"] == "exited")
+    time.sleep(0.4)
+    assert palletd.inspect("nop")["RestartCount"] == 0
+    palletd.docker("rm", "onf", "alw", "nop", check=True)
+
+
+def test_runc_per_container(palletd):
+    p = palletd.docker("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c",
+                       "echo via-runc; cat /proc/1/cmdline", check=True)
+    assert p.stdout.startswith("via-runc\n")
+    palletd.docker("run", "-d", "--name", "r1", "--runtime", "runc", "busybox", "sleep", "30",
+                   check=True)
+    assert palletd.docker("exec", "r1", "echo", "x", check=True).stdout == "x\n"
+    assert palletd.inspect("r1")["HostConfig"]["Runtime"] == "runc"
+    palletd.docker("rm", "-f", "r1", check=True)
+    assert palletd.docker("run", "--rm", "--runtime", "nope", "busybox", "true").returncode != 0
+
+
+def test_run_options(palletd):
+    p = palletd.docker("run", "--rm", "--name", "opts", "-w", "/srv", "-u", "1000:1000",
+                       "--hostname", "box", "--read-only", "--cap-drop", "ALL",
+                       "--memory", "64m", "--pids-limit", "50", "--cpus", "0.5",
+                       "--ulimit", "nofile=123:456", "--entrypoint", "sh", "busybox", "-c",
+                       "pwd; id -u; hostname; ulimit -n; touch /x 2>&1 || echo ro",
+                       check=True)
+    assert p.stdout.split("\n")[:5] == ["/srv", "1000", "box", "123", p.stdout.split("\n")[4]]
+    assert "ro" in p.stdout.split("\n")[-2]
+    p = palletd.docker("run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline",
+                       check=True)
+    assert "docker-init" in p.stdout
+    p = palletd.docker("run", "--rm", "--privileged", "busybox", "sh", "-c",
+                       "grep CapEff /proc/self/status", check=True)
+    with open("/proc/self/status") as f:
+        bnd = next(line.split()[1] for line in f if line.startswith("CapBnd:"))
+    assert p.stdout.split() == ["CapEff:", bnd]
+
+
+def test_errors(palletd):
+    p = palletd.docker("inspect", "no-such-thing")
+    assert p.returncode == 1 and "No such" in p.stderr
+    assert palletd.api("GET", "/v1.99/version")[0] == 400
+    status, body = palletd.api("POST", "/containers/create?name=bad%20name",
+                               {"Image": "busybox"})
+    assert status == 400 and "Invalid container name" in body["message"]
+    status, body = palletd.api("POST", "/containers/create", {"Image": "nope:1"})
+    assert status == 404 and "No such image" in body["message"]
+    assert palletd.api("POST", "/containers/nothing/start")[0] == 404
+    p = palletd.docker("run", "--rm", "busybox", "/no/such/binary")
+    assert p.returncode != 0
+
+
+def test_events_and_df_and_prune(palletd):
+    since = str(int(time.time()) - 1)
+    palletd.docker("run", "--name", "ev", "busybox", "true", check=True)
+    out = palletd.docker("events", "--since", since, "--until", str(int(time.time()) + 1),
+                         "--filter", "container=ev", "--format", "{{.Action}}",
+                         check=True).stdout.split()
+    assert out[:3] == ["create", "start", "die"] or ("start" in out and "die" in out)
+    df = palletd.docker("system", "df", check=True).stdout
+    assert "Images" in df and "Containers" in df
+    p = palletd.docker("system", "prune", "-f", check=True)
+    assert "Total reclaimed space" in p.stdout
+    assert palletd.docker("ps", "-aq").stdout.strip() == ""
