@@ -1,0 +1,103 @@
+"""Containers survive palletd: SIGKILL the daemon, its shims and containers keep running and
+logging, a new palletd reconnects; a container that exited meanwhile reports its real exit
+code; a killed shim makes its container exited with 137. With pallet-runtime and runc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+
+import pytest
+from daemon_support import Palletd, requirements
+
+COUNTER = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+
+
+@pytest.fixture(scope="module", params=["pallet-runtime", "runc"])
+def palletd(request):
+    why = requirements()
+    if why:
+        pytest.skip(why)
+    d = Palletd(tempfile.mkdtemp(prefix="pd", dir="/tmp"), request.param)
+    try:
+        d.import_busybox()
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _ticks(d: Palletd, name: str) -> int:
+    out = d.docker("logs", name).stdout
+    return out.count("tick ")
+
+
+def test_survives_daemon_kill(palletd):
+    d = palletd
+    d.docker("run", "-d", "--name", "counter", "busybox", "sh", "-c", COUNTER, check=True)
+    d.docker("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1.5; exit 7",
+             check=True)
+    d.docker("run", "-d", "--name", "tty1", "-t", "busybox", "sh", "-c", COUNTER, check=True)
+    d.wait_for(lambda: _ticks(d, "counter") >= 3, what="ticks")
+    pid = d.inspect("counter")["State"]["Pid"]
+    shims = d.shim_pids()
+    assert len(shims) == 3
+    log_path = d.inspect("counter")["LogPath"]
+
+    d.kill(signal.SIGKILL)
+    size = os.path.getsize(log_path)
+    time.sleep(2.0)  # `short` exits meanwhile
+    assert all(_alive(p) for p in shims[:1]) and _alive(pid)
+    assert os.path.getsize(log_path) > size, "logs continue without palletd"
+    assert len([p for p in d.shim_pids() if _alive(p)]) == 3  # short's shim waits for us
+
+    d.start()
+    st = d.inspect("counter")["State"]
+    assert st["Running"] and st["Pid"] == pid
+    short = d.inspect("short")["State"]
+    assert short["Status"] == "exited" and short["ExitCode"] == 7
+    assert d.inspect("tty1")["State"]["Running"]
+    before = _ticks(d, "counter")
+    d.wait_for(lambda: _ticks(d, "counter") > before + 2, what="ticks after restart")
+    # attach and exec work against the recovered shim
+    assert d.docker("exec", "counter", "echo", "still", check=True).stdout == "still\n"
+    d.docker("stop", "-t", "1", "counter", "tty1", check=True)
+    assert not d.inspect("counter")["State"]["Running"]
+    assert not _alive(pid)
+    d.docker("rm", "counter", "short", "tty1", check=True)
+    d.wait_for(lambda: not d.shim_pids(), what="shims to exit")
+
+
+def test_shim_killed(palletd):
+    d = palletd
+    d.docker("run", "-d", "--name", "victim", "busybox", "sleep", "1000", check=True)
+    pid = d.inspect("victim")["State"]["Pid"]
+    (shim,) = d.shim_pids()
+    os.kill(shim, signal.SIGKILL)
+    d.wait_for(lambda: d.inspect("victim")["State"]["Status"] == "exited",
+               what="the container to be reported exited")
+    st = d.inspect("victim")["State"]
+    assert st["ExitCode"] == 137
+    d.wait_for(lambda: not _alive(pid), what="the orphaned container to be killed")
+    d.docker("rm", "victim", check=True)
+
+
+def test_restart_policy_across_daemon_restart(palletd):
+    d = palletd
+    d.docker("run", "-d", "--name", "flaky", "--restart", "always", "busybox", "sh", "-c",
+             "sleep 0.5; exit 3", check=True)
+    d.kill(signal.SIGKILL)
+    time.sleep(1.0)  # it exits while palletd is down
+    d.start()
+    d.wait_for(lambda: d.inspect("flaky")["RestartCount"] >= 1, what="restart after recovery")
+    d.docker("rm", "-f", "flaky", check=True)
