@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from pallet.daemon import spec as _spec
 from pallet.daemon.config import Config
 from pallet.daemon.events import Events
+from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
 from pallet.daemon.shims import LaunchSpec, Shim, launch
 from pallet.daemon.store import ContainerStore
@@ -788,34 +789,6 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         if values and not any(check(v) for v in values):
             return False
     return True
-
-
-def human_duration(seconds: float) -> str:
-    """docker/go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def status_text(st: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import click
 from pallet.cli.pallet.image import image
 from pallet.cli.pallet.login import login_cmd, logout_cmd
 from pallet.cli.pallet.registry import registry
+from pallet.cli.pallet.system import register as register_daemon_verbs
 from pallet.cli.pallet.transfer import pull_cmd, push_cmd
 from pallet.errors import MAPPING, PalletError
 
@@ -28,6 +29,7 @@ cli.add_command(image)
 cli.add_command(registry)
 for _cmd in (pull_cmd, push_cmd, login_cmd, logout_cmd):
     cli.add_command(_cmd)
+register_daemon_verbs(cli)  # run, ps, exec, ... through palletd
 
 
 def main(argv: list[str] | None = None) -> None:

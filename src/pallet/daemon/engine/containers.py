@@ -22,8 +22,8 @@ from pallet.daemon.engine.common import (
 )
 from pallet.daemon.engine.hijack import Hijacked
 from pallet.daemon.images import parse_time
+from pallet.daemon.keys import parse_detach_keys
 from pallet.daemon.logs import read as read_logs
-from pallet.daemon.streams import parse_detach_keys
 from pallet.errors import InvalidArgument, NotFound, PalletError, http_status
 from pallet.shim import wire
 

@@ -1,0 +1,560 @@
+"""`pallet run/create/start/stop/restart/kill/rm/ps/logs/exec/attach/inspect/wait`: docker's
+words, flags and output, as a client of palletd (`pallet.cli.pallet.client`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+
+from pallet.cli.pallet import term
+from pallet.cli.pallet.client import Client, cid
+from pallet.cli.pallet.fmt import (
+    SHORT_ID,
+    ago,
+    parse_size,
+    print_rows,
+    render,
+)
+from pallet.errors import InvalidArgument, NotFound
+
+CMD = {"help_option_names": ["--help"]}  # -h is --hostname, as in docker
+RUN = {**CMD, "allow_interspersed_args": False}
+
+
+def client(ctx: click.Context) -> Client:
+    root = ctx.find_root()
+    return Client(root.meta.get("pallet.host"), (root.obj or {}).get("root"))
+
+
+# --- create options -----------------------------------------------------------------------
+
+
+def _create_options(f: Any) -> Any:
+    opts = [
+        click.option("-i", "--interactive", is_flag=True, help="keep STDIN open"),
+        click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-TTY"),
+        click.option("--name", default=None, help="container name"),
+        click.option("-e", "--env", multiple=True, help="set environment variables"),
+        click.option("--env-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                     help="read environment variables from a file"),
+        click.option("-w", "--workdir", default=None, help="working directory"),
+        click.option("-u", "--user", default=None, help="user[:group] (name or id)"),
+        click.option("--entrypoint", default=None, help="overwrite the image's ENTRYPOINT"),
+        click.option("-h", "--hostname", default=None, help="container host name"),
+        click.option("-l", "--label", multiple=True, help="metadata key=value"),
+        click.option("--restart", default="no",
+                     help="no, on-failure[:max-retries], always, unless-stopped"),
+        click.option("--rm", "auto_remove", is_flag=True,
+                     help="remove the container when it exits"),
+        click.option("--cpus", type=float, default=None, help="number of CPUs"),
+        click.option("-m", "--memory", default=None, help="memory limit (e.g. 64m)"),
+        click.option("--pids-limit", type=int, default=None, help="tune the pids limit"),
+        click.option("--ulimit", multiple=True, help="ulimit, e.g. nofile=1024:2048"),
+        click.option("--read-only", is_flag=True, help="read-only root filesystem"),
+        click.option("--cap-add", multiple=True, help="add Linux capabilities"),
+        click.option("--cap-drop", multiple=True, help="drop Linux capabilities"),
+        click.option("--security-opt", multiple=True, help="security options"),
+        click.option("--privileged", is_flag=True, help="extended privileges"),
+        click.option("--init", is_flag=True, help="run an init (docker-init) as PID 1"),
+        click.option("--runtime", default=None, help="OCI runtime (pallet-runtime, runc)"),
+        click.option("--pull", type=click.Choice(["missing", "always", "never"]),
+                     default="missing", show_default=True, help="pull the image"),
+        click.option("-v", "--volume", multiple=True, help="bind mount /host:/ctr[:ro]"),
+        click.option("--network", default=None, help="none (default) or host"),
+        click.option("--stop-signal", default=None, help="signal to stop the container"),
+        click.option("--stop-timeout", type=int, default=None,
+                     help="seconds to wait before killing on stop"),
+        click.option("--platform", default=None, help="os/arch of the image"),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> list[str]:
+    import os
+
+    out: list[str] = []
+    for path in env_files:
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    out.append(line if "=" in line else f"{line}={os.environ.get(line, '')}")
+    for e in env:
+        out.append(e if "=" in e else f"{e}={os.environ.get(e, '')}")
+    return out
+
+
+def _restart(policy: str) -> dict[str, Any]:
+    name, _, count = policy.partition(":")
+    if name not in ("no", "always", "on-failure", "unless-stopped"):
+        raise click.BadParameter(f"invalid restart policy {policy!r}", param_hint="--restart")
+    return {"Name": name, "MaximumRetryCount": int(count) if count else 0}
+
+
+def _ulimits(items: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
+    for u in items:
+        name, _, vals = u.partition("=")
+        soft, _, hard = vals.partition(":")
+        try:
+            out.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+        except ValueError:
+            raise click.BadParameter(f"invalid ulimit {u!r}", param_hint="--ulimit") from None
+    return out
+
+
+def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, detach: bool
+                ) -> dict[str, Any]:
+    attach = not detach
+    host: dict[str, Any] = {
+        "AutoRemove": o["auto_remove"], "RestartPolicy": _restart(o["restart"]),
+        "ReadonlyRootfs": o["read_only"], "CapAdd": list(o["cap_add"]) or None,
+        "CapDrop": list(o["cap_drop"]) or None, "SecurityOpt": list(o["security_opt"]) or None,
+        "Privileged": o["privileged"], "Init": True if o["init"] else None,
+        "Runtime": o["runtime"] or "", "Binds": list(o["volume"]) or None,
+        "NetworkMode": o["network"] or "default", "Ulimits": _ulimits(o["ulimit"]) or None,
+    }
+    if o["cpus"]:
+        host["NanoCpus"] = int(o["cpus"] * 1e9)
+    if o["memory"]:
+        host["Memory"] = parse_size(o["memory"])
+    if o["pids_limit"]:
+        host["PidsLimit"] = o["pids_limit"]
+    body: dict[str, Any] = {
+        "Image": image, "Cmd": list(command) or None, "Env": _env(o["env"], o["env_file"]),
+        "WorkingDir": o["workdir"] or "", "User": o["user"] or "",
+        "Hostname": o["hostname"] or "", "Tty": o["tty"], "OpenStdin": o["interactive"],
+        "StdinOnce": o["interactive"] and attach, "AttachStdin": o["interactive"] and attach,
+        "AttachStdout": attach, "AttachStderr": attach,
+        "Labels": dict(x.split("=", 1) if "=" in x else (x, "") for x in o["label"]),
+        "HostConfig": host,
+    }
+    if o["entrypoint"] is not None:
+        body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else [""]
+    if o["stop_signal"]:
+        body["StopSignal"] = o["stop_signal"]
+    if o["stop_timeout"] is not None:
+        body["StopTimeout"] = o["stop_timeout"]
+    if o["tty"] and (s := term.size()):
+        body["ConsoleSize"] = list(s)
+    return body
+
+
+def pull_image(c: Client, image: str, platform: str | None = None) -> None:
+    from pallet.images import reference
+
+    r = reference.parse(image)
+    params = {"fromImage": f"{r.domain}/{r.path}" if r.domain != "docker.io" else r.path,
+              "tag": str(r.digest) if r.digest else r.tag, "platform": platform}
+    for msg in c.stream("POST", "/images/create", params, headers={"X-Registry-Auth": "e30="}):
+        if "error" in msg:
+            raise InvalidArgument(msg["error"])
+        status = msg.get("status", "")
+        if "progressDetail" in msg and msg.get("progressDetail"):
+            continue
+        click.echo((f"{msg['id']}: " if msg.get("id") else "") + status, err=True)
+
+
+def _create(c: Client, image: str, command: tuple[str, ...], o: dict[str, Any],
+            detach: bool) -> str:
+    body = create_body(image, command, o, detach=detach)
+    params = {"name": o["name"], "platform": o["platform"]}
+    if o["pull"] == "always":
+        pull_image(c, image, o["platform"])
+    try:
+        return c.post("/containers/create", body, **params)["Id"]
+    except NotFound as e:
+        if o["pull"] == "never" or "No such image" not in str(e):
+            raise
+    click.echo(f"Unable to find image '{image}' locally", err=True)
+    pull_image(c, image, o["platform"])
+    return c.post("/containers/create", body, **params)["Id"]
+
+
+class _Wait:
+    """`POST /containers/{id}/wait`, sent now and read later (the daemon answers the
+    headers at once, the status at the exit)."""
+
+    def __init__(self, c: Client, id_: str, condition: str) -> None:
+        self.conn, self.resp = c.send("POST", f"/containers/{id_}/wait",
+                                      {"condition": condition})
+
+    def result(self) -> int:
+        try:
+            raw = self.resp.read()
+        finally:
+            self.conn.close()
+        d = json.loads(raw.strip().splitlines()[-1]) if raw.strip() else {}
+        if d.get("Error"):
+            raise InvalidArgument(str(d["Error"].get("Message")))
+        return int(d.get("StatusCode", 0))
+
+
+def _resize_fn(c: Client, path: str) -> Any:
+    def resize(h: int, w: int) -> None:
+        c.post(path, h=h, w=w)
+    return resize
+
+
+def attach_stream(c: Client, id_: str, *, tty: bool, stdin: bool, detach_keys: bytes,
+                  before_copy: Any = None) -> bool:
+    sock, first = c.hijack(f"/containers/{id_}/attach",
+                           {"stream": True, "stdin": stdin, "stdout": True, "stderr": True})
+    if before_copy is not None:
+        before_copy()
+    resize = _resize_fn(c, f"/containers/{id_}/resize") if tty else None
+    with term.raw_mode(tty and stdin), term.on_resize(resize):
+        if tty and (s := term.size()):
+            threading.Thread(target=lambda: _quiet(resize, *s), daemon=True).start()
+        try:
+            return term.copy(sock, first, tty_=tty, stdin=stdin, detach_keys=detach_keys)
+        finally:
+            sock.close()
+
+
+def _quiet(fn: Any, *a: Any) -> None:
+    time.sleep(0.05)
+    try:
+        fn(*a)
+    except Exception:
+        pass
+
+
+# --- verbs ----------------------------------------------------------------------------------
+
+
+@click.command("run", context_settings=RUN)
+@click.option("-d", "--detach", is_flag=True, help="run in the background, print the ID")
+@click.option("--detach-keys", default=None, help="key sequence to detach (ctrl-p,ctrl-q)")
+@_create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx: click.Context, detach: bool, detach_keys: str | None, image: str,
+            command: tuple[str, ...], **o: Any) -> None:
+    """Create and run a new container from an image."""
+    c = client(ctx)
+    if detach and o["auto_remove"] and o["restart"] != "no":
+        raise click.UsageError("--rm and --restart cannot be combined")
+    id_ = _create(c, image, command, o, detach)
+    if detach:
+        c.post(f"/containers/{id_}/start")
+        click.echo(id_)
+        return
+    keys = term.parse_detach_keys(detach_keys)
+    waiter = _Wait(c, id_, "removed" if o["auto_remove"] else "next-exit")
+    state: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            c.post(f"/containers/{id_}/start")
+        except Exception as e:  # reported after the stream ends
+            state["error"] = e
+
+    ended = attach_stream(c, id_, tty=o["tty"], stdin=o["interactive"], detach_keys=keys,
+                          before_copy=start)
+    if "error" in state:
+        raise state["error"]
+    if not ended:
+        click.echo("", err=True)
+        return
+    sys.exit(waiter.result())
+
+
+@click.command("create", context_settings=RUN)
+@_create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def create_cmd(ctx: click.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
+    """Create a new container."""
+    click.echo(_create(client(ctx), image, command, o, detach=True))
+
+
+@click.command("start", context_settings=CMD)
+@click.option("-a", "--attach", is_flag=True, help="attach STDOUT/STDERR")
+@click.option("-i", "--interactive", is_flag=True, help="attach STDIN")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start_cmd(ctx: click.Context, attach: bool, interactive: bool,
+              containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    c = client(ctx)
+    if attach or interactive:
+        info = c.get(f"/containers/{cid(containers[0])}/json")
+        id_ = info["Id"]
+        waiter = _Wait(c, id_, "next-exit")
+        attach_stream(c, id_, tty=info["Config"]["Tty"], stdin=interactive,
+                      detach_keys=term.DETACH_KEYS,
+                      before_copy=lambda: c.post(f"/containers/{id_}/start"))
+        sys.exit(waiter.result())
+    for name in containers:
+        c.post(f"/containers/{cid(name)}/start")
+        click.echo(name)
+
+
+def _each(ctx: click.Context, names: tuple[str, ...], fn: Any) -> None:
+    failed = False
+    for name in names:
+        try:
+            fn(name)
+            click.echo(name)
+        except Exception as e:
+            click.echo(str(e), err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+@click.command("stop", context_settings=CMD)
+@click.option("-t", "--time", "timeout", type=int, default=None, help="seconds to wait")
+@click.option("-s", "--signal", "sig", default=None, help="signal to send")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop_cmd(ctx: click.Context, timeout: int | None, sig: str | None,
+             containers: tuple[str, ...]) -> None:
+    """Stop one or more running containers."""
+    c = client(ctx)
+    _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/stop", t=timeout,
+                                            signal=sig))
+
+
+@click.command("restart", context_settings=CMD)
+@click.option("-t", "--time", "timeout", type=int, default=None, help="seconds to wait")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def restart_cmd(ctx: click.Context, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Restart one or more containers."""
+    c = client(ctx)
+    _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/restart", t=timeout))
+
+
+@click.command("kill", context_settings=CMD)
+@click.option("-s", "--signal", "sig", default=None, help="signal to send (default KILL)")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill_cmd(ctx: click.Context, sig: str | None, containers: tuple[str, ...]) -> None:
+    """Kill one or more running containers."""
+    c = client(ctx)
+    _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/kill", signal=sig))
+
+
+@click.command("rm", context_settings=CMD)
+@click.option("-f", "--force", is_flag=True, help="kill a running container first")
+@click.option("-v", "--volumes", is_flag=True, help="(accepted; no volumes yet)")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm_cmd(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove one or more containers."""
+    c = client(ctx)
+    _each(ctx, containers, lambda n: c.call("DELETE", f"/containers/{cid(n)}",
+                                            {"force": force}))
+
+
+def _filters(items: tuple[str, ...]) -> dict[str, list[str]] | None:
+    out: dict[str, list[str]] = {}
+    for f in items:
+        k, sep, v = f.partition("=")
+        if not sep:
+            raise click.BadParameter(f"bad format of filter (expected name=value): {f}")
+        out.setdefault(k, []).append(v)
+    return out or None
+
+
+def _ps_row(s: dict[str, Any], trunc: bool) -> dict[str, Any]:
+    cmd = s["Command"]
+    if trunc and len(cmd) > 20:
+        cmd = cmd[:19] + "…"
+    return {
+        "ID": s["Id"][:SHORT_ID] if trunc else s["Id"], "Image": s["Image"],
+        "Command": f'"{cmd}"', "CreatedAt": time.strftime(
+            "%Y-%m-%d %H:%M:%S %z %Z", time.localtime(s["Created"])),
+        "RunningFor": ago(s["Created"]), "Ports": "", "State": s["State"],
+        "Status": s["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in s["Names"]),
+        "Labels": ",".join(f"{k}={v}" for k, v in (s.get("Labels") or {}).items()),
+        "Mounts": "", "Networks": "",
+    }
+
+
+@click.command("ps", context_settings=CMD)
+@click.option("-a", "--all", "all_", is_flag=True, help="show all containers")
+@click.option("-q", "--quiet", is_flag=True, help="only IDs")
+@click.option("-f", "--filter", "filters", multiple=True, help="filter (name=value)")
+@click.option("--format", "fmt", default=None, help="table, json, or a {{.Field}} template")
+@click.option("-n", "--last", type=int, default=-1, help="the n last created")
+@click.option("-l", "--latest", is_flag=True, help="the latest created")
+@click.option("--no-trunc", is_flag=True, help="do not truncate")
+@click.pass_context
+def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, ...],
+           fmt: str | None, last: int, latest: bool, no_trunc: bool) -> None:
+    """List containers."""
+    c = client(ctx)
+    limit = 1 if latest else last
+    cs = c.get("/containers/json", all=all_ or limit > 0, filters=_filters(filters),
+               limit=limit if limit > 0 else None)
+    rows = [_ps_row(s, not no_trunc) for s in cs]
+    if quiet:
+        for r in rows:
+            click.echo(r["ID"])
+        return
+    print_rows(rows, fmt, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
+                           "Names"],
+               {"ID": "CONTAINER ID", "RunningFor": "CREATED"})
+
+
+def _since(value: str | None) -> str | None:
+    if not value:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
+    if m:
+        n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+        return f"{time.time() - n:.9f}"
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return value
+    from pallet.daemon.images import parse_time
+
+    t = parse_time(value)
+    if not t:
+        raise click.BadParameter(f"invalid time {value!r}")
+    return f"{t:.9f}"
+
+
+@click.command("logs", context_settings=CMD)
+@click.option("-f", "--follow", is_flag=True, help="follow log output")
+@click.option("-n", "--tail", default="all", help="lines from the end")
+@click.option("--since", default=None, help="since a time (RFC 3339, unix, or 10m)")
+@click.option("--until", default=None, help="until a time")
+@click.option("-t", "--timestamps", is_flag=True, help="show timestamps")
+@click.argument("container")
+@click.pass_context
+def logs_cmd(ctx: click.Context, follow: bool, tail: str, since: str | None,
+             until: str | None, timestamps: bool, container: str) -> None:
+    """Fetch the logs of a container."""
+    c = client(ctx)
+    info = c.get(f"/containers/{cid(container)}/json")
+    demux = term.Demux(info["Config"]["Tty"])
+    for chunk in c.raw("GET", f"/containers/{info['Id']}/logs", {
+            "stdout": True, "stderr": True, "follow": follow, "tail": tail,
+            "since": _since(since), "until": _since(until), "timestamps": timestamps}):
+        demux.feed(chunk)
+
+
+@click.command("exec", context_settings=RUN)
+@click.option("-d", "--detach", is_flag=True, help="run in the background")
+@click.option("-i", "--interactive", is_flag=True, help="keep STDIN open")
+@click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-TTY")
+@click.option("-e", "--env", multiple=True, help="environment variables")
+@click.option("-w", "--workdir", default=None, help="working directory")
+@click.option("-u", "--user", default=None, help="user[:group]")
+@click.option("--privileged", is_flag=True, help="extended privileges")
+@click.option("--detach-keys", default=None, help="key sequence to detach")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx: click.Context, detach: bool, interactive: bool, tty: bool,
+             env: tuple[str, ...], workdir: str | None, user: str | None, privileged: bool,
+             detach_keys: str | None, container: str, command: tuple[str, ...]) -> None:
+    """Execute a command in a running container."""
+    c = client(ctx)
+    body = {"AttachStdin": interactive and not detach, "AttachStdout": not detach,
+            "AttachStderr": not detach, "Tty": tty, "Env": list(env) or None,
+            "WorkingDir": workdir or "", "User": user or "", "Privileged": privileged,
+            "Cmd": list(command)}
+    eid = c.post(f"/containers/{cid(container)}/exec", body)["Id"]
+    if detach:
+        c.post(f"/exec/{eid}/start", {"Detach": True, "Tty": tty})
+        return
+    sock, first = c.hijack(f"/exec/{eid}/start", body={"Detach": False, "Tty": tty})
+    resize = _resize_fn(c, f"/exec/{eid}/resize") if tty else None
+    with term.raw_mode(tty and interactive), term.on_resize(resize):
+        if tty and (s := term.size()):
+            threading.Thread(target=lambda: _quiet(resize, *s), daemon=True).start()
+        try:
+            term.copy(sock, first, tty_=tty, stdin=interactive,
+                      detach_keys=term.parse_detach_keys(detach_keys))
+        finally:
+            sock.close()
+    code = c.get(f"/exec/{eid}/json").get("ExitCode")
+    sys.exit(code or 0)
+
+
+@click.command("attach", context_settings=CMD)
+@click.option("--no-stdin", is_flag=True, help="do not attach STDIN")
+@click.option("--detach-keys", default=None, help="key sequence to detach")
+@click.argument("container")
+@click.pass_context
+def attach_cmd(ctx: click.Context, no_stdin: bool, detach_keys: str | None,
+               container: str) -> None:
+    """Attach local standard input, output, and error streams to a running container."""
+    c = client(ctx)
+    info = c.get(f"/containers/{cid(container)}/json")
+    if not info["State"]["Running"]:
+        raise InvalidArgument("You cannot attach to a stopped container, start it first")
+    waiter = _Wait(c, info["Id"], "not-running")
+    stdin = not no_stdin and info["Config"].get("OpenStdin", False)
+    ended = attach_stream(c, info["Id"], tty=info["Config"]["Tty"], stdin=stdin,
+                          detach_keys=term.parse_detach_keys(detach_keys))
+    if not ended:
+        click.echo("read escape sequence", err=True)
+        sys.exit(1)
+    sys.exit(waiter.result())
+
+
+@click.command("inspect", context_settings=CMD)
+@click.option("-f", "--format", "fmt", default=None, help="a {{.Field}} template")
+@click.option("--type", "type_", type=click.Choice(["container", "image"]), default=None)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
+                names: tuple[str, ...]) -> None:
+    """Low-level information on containers or images, as JSON."""
+    c = client(ctx)
+    out = []
+    failed = False
+    for n in names:
+        obj = None
+        if type_ in (None, "container"):
+            try:
+                obj = c.get(f"/containers/{cid(n)}/json")
+            except NotFound:
+                pass
+        if obj is None and type_ in (None, "image"):
+            try:
+                obj = c.get(f"/images/{n}/json")
+            except NotFound:
+                pass
+        if obj is None:
+            click.echo(f"Error: No such object: {n}", err=True)
+            failed = True
+            continue
+        out.append(obj)
+    if fmt:
+        for o in out:
+            click.echo(render(fmt, o))
+    else:
+        click.echo(json.dumps(out, indent=4))
+    if failed:
+        sys.exit(1)
+
+
+@click.command("wait", context_settings=CMD)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Block until containers stop, then print their exit codes."""
+    c = client(ctx)
+    for n in containers:
+        for msg in c.stream("POST", f"/containers/{cid(n)}/wait"):
+            click.echo(msg.get("StatusCode"))
+
+
+COMMANDS = [run_cmd, create_cmd, start_cmd, stop_cmd, restart_cmd, kill_cmd, rm_cmd, ps_cmd,
+            logs_cmd, exec_cmd, attach_cmd, inspect_cmd, wait_cmd]
