@@ -261,3 +261,24 @@ def test_events_and_df_and_prune(palletd):
     p = palletd.docker("system", "prune", "-f", check=True)
     assert "Total reclaimed space" in p.stdout
     assert palletd.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_push_pull_local_registry(palletd, tmp_path):
+    from pallet.registry.testing import pallet_registry
+
+    with pallet_registry(str(tmp_path / "reg")) as reg:
+        host = reg.url.split("://", 1)[1]
+        ref = f"{host}/lib/bb:1"
+        palletd.docker("tag", "busybox", ref, check=True)
+        p = palletd.docker("push", ref, check=True)
+        assert "digest: sha256:" in p.stdout
+        palletd.docker("rmi", ref, check=True)
+        p = palletd.docker("pull", ref, check=True)
+        assert "Downloaded newer image" in p.stdout or "Pull complete" in p.stdout
+        assert palletd.docker("run", "--rm", ref, "echo", "pulled",
+                              check=True).stdout == "pulled\n"
+        palletd.docker("rmi", ref, check=True)
+        # docker run pulls a missing image itself
+        p = palletd.docker("run", "--rm", ref, "echo", "auto", check=True)
+        assert p.stdout == "auto\n" and "Unable to find image" in p.stderr
+        palletd.docker("rmi", ref, check=True)
