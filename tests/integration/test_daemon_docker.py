@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 
 from daemon_support import DOCKER, make_daemon
@@ -108,6 +111,7 @@ def test_attach_non_tty(palletd):
 def _pty_run(argv: list[str], env: dict[str, str], send: bytes = b"", timeout: float = 20,
              trigger: bytes = b"READY") -> tuple[int, bytes]:
     master, slave = pty.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                          start_new_session=True)
     os.close(slave)
@@ -144,6 +148,7 @@ def test_run_tty(palletd):
                        palletd.env, send=b"abc\r")
     assert rc == 6, out
     assert b"/dev/pts/0" in out
+    assert b"40 120" in out  # the terminal's size reached the container
     assert b"got:abc" in out
 
 

@@ -101,6 +101,7 @@ def test_run_it_detach_keys(palletd):
                         "stty size; echo READY; read y; echo y=$y"], palletd.env,
                        send=b"ok\r")
     assert b"y=ok" in out, out
+    assert b"40 120" in out  # exec -t resized to the caller's terminal
     palletd.pallet("rm", "-f", "det", check=True)
 
 

@@ -40,6 +40,7 @@ class Exec:
         self.stdout = bool(body.get("AttachStdout", True))
         self.stderr = bool(body.get("AttachStderr", True))
         self.detach_keys = body.get("DetachKeys") or ""
+        self.console_size = body.get("ConsoleSize")  # [h, w], API 1.42
         self.running = False
         self.started = False
         self.exit_code: int | None = None
@@ -82,9 +83,13 @@ class Execs:
         bundle = self.containers.cfg.bundle_dir(e.container.id)
         with open(os.path.join(bundle, "config.json")) as f:
             base = json.load(f)["process"]
-        return _spec.exec_process(base, cmd=e.cmd, env=e.env, cwd=e.cwd, user=e.user,
+        proc = _spec.exec_process(base, cmd=e.cmd, env=e.env, cwd=e.cwd, user=e.user,
                                   tty=e.tty, privileged=e.privileged,
                                   rootfs=os.path.join(bundle, "rootfs"))
+        if e.tty and e.console_size and all(e.console_size[:2]):
+            proc["consoleSize"] = {"height": int(e.console_size[0]),
+                                   "width": int(e.console_size[1])}
+        return proc
 
     async def start(self, e: Exec, client: Client | None, *, tty: bool | None = None) -> None:
         c = e.container

@@ -209,8 +209,9 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
                                   "it needs to be an absolute path")
         proc["cwd"] = cfg["WorkingDir"]
         os.makedirs(resolve_in_root(rootfs, cfg["WorkingDir"]), exist_ok=True)
-    if cfg.get("Tty") and cfg.get("ConsoleSize"):
-        h, w = cfg["ConsoleSize"][:2]
+    size = host.get("ConsoleSize") or cfg.get("ConsoleSize")
+    if cfg.get("Tty") and size:
+        h, w = size[:2]
         if h and w:
             proc["consoleSize"] = {"height": int(h), "width": int(w)}
 

@@ -144,7 +144,7 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
     if o["stop_timeout"] is not None:
         body["StopTimeout"] = o["stop_timeout"]
     if o["tty"] and (s := term.size()):
-        body["ConsoleSize"] = list(s)
+        host["ConsoleSize"] = list(s)
     return body
 
 
@@ -468,6 +468,8 @@ def exec_cmd(ctx: click.Context, detach: bool, interactive: bool, tty: bool,
             "AttachStderr": not detach, "Tty": tty, "Env": list(env) or None,
             "WorkingDir": workdir or "", "User": user or "", "Privileged": privileged,
             "Cmd": list(command)}
+    if tty and (s := term.size()):
+        body["ConsoleSize"] = list(s)
     eid = c.post(f"/containers/{cid(container)}/exec", body)["Id"]
     if detach:
         c.post(f"/exec/{eid}/start", {"Detach": True, "Tty": tty})
