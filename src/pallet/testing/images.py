@@ -157,8 +157,21 @@ def _staged(build: Callable[[Path], None], produce: Callable[[TarWriter, Path], 
         with tempfile.TemporaryDirectory(prefix="pallet-layer-") as d:
             root = Path(d)
             build(root)
+            _clamp_mtimes(root)
             produce(tw, root)
     return run
+
+
+SOURCE_DATE = 1_700_000_000
+
+
+def _clamp_mtimes(root: Path) -> None:
+    """Every file of a test layer gets one fixed mtime (SOURCE_DATE_EPOCH-style): two builds
+    of the same shape are then the same bytes, whenever the clock ticked in between."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), ns=(SOURCE_DATE * 10**9,) * 2,
+                     follow_symlinks=False)
 
 
 def _busybox_layer(extra: Callable[[Path], None] | None = None) -> Callable[[TarWriter], None]:
