@@ -138,3 +138,27 @@ def test_images_tag_rmi_system(palletd):
     out = palletd.pallet("system", "prune", "-f", check=True).stdout
     assert "Total reclaimed space" in out
     assert palletd.pallet("ps", "-aq").stdout == ""
+
+
+def test_autostart(palletd):
+    """With nothing on the socket, `pallet` starts palletd itself and says so."""
+    import re
+    import tempfile
+
+    from daemon_support import Palletd
+
+    other = Palletd(tempfile.mkdtemp(prefix="pd", dir="/tmp"))
+    try:
+        other.import_busybox()
+        env = {**other.env, "PALLET_AUTOSTART": "1"}
+        import subprocess
+
+        p = subprocess.run([str(VENV_BIN / "pallet"), "--root", other.root, "run", "--rm",
+                            "busybox", "echo", "auto"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == "auto\n"
+        assert re.search(r"palletd was not running; started it \(pid \d+", p.stderr)
+        assert other.api("GET", "/_ping")[0] == 200
+    finally:
+        other.cleanup()

@@ -1,9 +1,10 @@
 """The `pallet` CLI's client of palletd: the Engine API over a unix socket (http.client,
 no event loop), hijacked streams for attach/exec, and starting palletd on first use.
 
-When the socket is the default one and nothing answers, the CLI starts `palletd` (detached,
-its log in /run/pallet/palletd.log) and says so on stderr; `PALLET_NO_AUTOSTART=1` turns
-that off. For real installs use the systemd unit (contrib/palletd.service).
+When the socket is the default one (or `PALLET_AUTOSTART=1`) and nothing answers, the CLI
+starts `palletd` (detached, its log beside the socket: /run/pallet/palletd.log) and says so
+on stderr; `PALLET_NO_AUTOSTART=1` turns that off. For real installs use the systemd unit
+(contrib/palletd.service).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class Client:
             s.connect(self.path)
             s.close()
         except (FileNotFoundError, ConnectionRefusedError):
-            if self.host != DEFAULT_HOST or os.environ.get("PALLET_NO_AUTOSTART"):
+            auto = self.host == DEFAULT_HOST or os.environ.get("PALLET_AUTOSTART") == "1"
+            if not auto or os.environ.get("PALLET_NO_AUTOSTART"):
                 raise Unavailable(f"Cannot connect to palletd at {self.host}. Is palletd "
                                   "running?") from None
             self._autostart()
@@ -88,6 +90,8 @@ class Client:
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, "palletd.log")
         argv = [sys.executable, "-m", "pallet.daemon", "-H", self.path]
+        if self.host != DEFAULT_HOST:  # a private daemon: its runtime state beside its socket
+            argv += ["--exec-root", os.path.join(run_dir, "run")]
         if self.root:
             argv += ["--root", self.root]
         with open(log_path, "ab") as log:
