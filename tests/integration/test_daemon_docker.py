@@ -63,6 +63,8 @@ def test_detached_lifecycle(palletd):
     assert palletd.docker("exec", "web", "sh", "-c", "echo $FOO",
                           check=True).stdout == "bar\n"
     assert palletd.docker("exec", "web", "sh", "-c", "exit 5").returncode == 5
+    p = palletd.docker("exec", "web", "/no/such/exe")
+    assert p.returncode == 126 and "no such file" in (p.stdout + p.stderr).lower()
     assert palletd.docker("exec", "-e", "X=1", "-w", "/tmp", "web", "sh", "-c",
                           "echo $X $(pwd)", check=True).stdout == "1 /tmp\n"
     assert palletd.docker("exec", "-u", "1000", "web", "id", "-u").stdout.strip() == "1000"

@@ -15,7 +15,7 @@ from typing import Any
 
 from pallet.daemon import spec as _spec
 from pallet.daemon.containers import Container, Containers
-from pallet.daemon.shims import first_answer
+from pallet.daemon.shims import first_frame
 from pallet.daemon.streams import Client, pump
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound
 from pallet.shim import wire
@@ -105,7 +105,8 @@ class Execs:
             "exec", id=e.id[:32], process=proc, tty=e.tty, stdin=e.stdin and client is not None,
             console_socket=self.containers.cfg.console_socket(c.id, e.id))
         try:
-            await first_answer(r)
+            _, started = await first_frame(r)
+            e.pid = int(started.get("pid") or 0)
         except BaseException:
             w.close()
             e.exit_code = 126

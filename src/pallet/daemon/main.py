@@ -69,6 +69,9 @@ async def _run(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP (systemctl reload): there is no configuration file to re-read yet
+    loop.add_signal_handler(signal.SIGHUP, lambda: logging.getLogger("palletd").info(
+        "SIGHUP: nothing to reload"))
     await serve(cfg, stop)
 
 

@@ -140,16 +140,14 @@ async def frames(reader: asyncio.StreamReader) -> AsyncIterator[tuple[int, bytes
         yield head[0], data
 
 
-async def first_answer(reader: asyncio.StreamReader) -> dict[str, Any] | None:
-    """A stream op either fails at once with a JSON line, or starts with frames: peek."""
-    try:
-        b = await reader.readexactly(1)
-    except asyncio.IncompleteReadError:
-        raise Unavailable("shim closed the stream") from None
-    if b == b"{":
-        rest = await reader.readline()
-        answer = wire.loads(b + rest)
-        assert isinstance(answer, dict)
-        raise FailedPrecondition(str(answer.get("error", answer)))
-    reader._buffer[:0] = b  # type: ignore[attr-defined]  # put the peeked byte back
-    return None
+async def first_frame(reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    """The first frame of an exec stream: STARTED with the pid, or EXIT with an error."""
+    async for stream, data in frames(reader):
+        if stream in (wire.STARTED, wire.EXIT):
+            answer = wire.loads(data)
+            assert isinstance(answer, dict)
+            if "error" in answer:
+                raise FailedPrecondition(str(answer["error"]))
+            return stream, answer
+        raise SystemError_(f"shim: unexpected first frame {stream}")
+    raise Unavailable("shim closed the stream")

@@ -29,6 +29,7 @@ from pallet.shim.logs import LogWriter
 PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
 DRAIN_GRACE = 2.0  # seconds to wait for output EOF after a process has exited
+STREAM_OPS = ("attach", "exec")
 IN, OUT, ERRMASK = select.POLLIN, select.POLLOUT, select.POLLERR | select.POLLHUP
 SPAWN_SIGDEF = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD, _signal.SIGINT,
                 _signal.SIGTERM, _signal.SIGHUP)
@@ -608,7 +609,10 @@ class Shim:
                 raise ValueError(f"unknown op {op!r}")
             answer = handler(conn, req)
         except Exception as e:
-            conn.send(wire.line({"error": str(e)}))
+            # a stream op fails with an EXIT frame (the client reads frames), others with a line
+            err = {"error": str(e) or type(e).__name__}
+            conn.send(wire.frame(wire.EXIT, wire.dumps(err).encode()) if op in STREAM_OPS
+                      else wire.line(err))
             conn.finish()
             return
         if answer is not None:

@@ -18,6 +18,8 @@ A connection to the shim's socket starts with one request line, a JSON object wi
 | attach      | stdin, stdout, stderr, stdin_once     | a stream (below)                    |
 | exec        | id, process (runtime-spec), tty, stdin| a stream: STARTED ... EXIT frames   |
 
+A stream op that fails answers one EXIT frame `{"error": ...}` and closes.
+
 A stream: the shim sends frames in Docker's stdcopy layout (`stream, 0, 0, 0, length32`,
 payload); the other direction carries raw stdin bytes, and a half-close ends stdin. A tty's
 output is sent as STDOUT frames too; palletd unframes it for raw-stream clients. The shim
