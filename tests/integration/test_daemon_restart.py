@@ -48,18 +48,23 @@ def test_survives_daemon_kill(palletd):
     d.docker("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1.5; exit 7",
              check=True)
     d.docker("run", "-d", "--name", "tty1", "-t", "busybox", "sh", "-c", COUNTER, check=True)
+    more = [f"more{i}" for i in range(7)]  # ten containers in all
+    for name in more:
+        d.docker("run", "-d", "--name", name, "busybox", "sh", "-c", COUNTER, check=True)
     d.wait_for(lambda: _ticks(d, "counter") >= 3, what="ticks")
     pid = d.inspect("counter")["State"]["Pid"]
+    pids = {n: d.inspect(n)["State"]["Pid"] for n in more}
     shims = d.shim_pids()
-    assert len(shims) == 3
+    assert len(shims) == 10
     log_path = d.inspect("counter")["LogPath"]
 
     d.kill(signal.SIGKILL)
     size = os.path.getsize(log_path)
     time.sleep(2.0)  # `short` exits meanwhile
-    assert all(_alive(p) for p in shims[:1]) and _alive(pid)
+    assert all(_alive(p) for p in shims) and _alive(pid)
     assert os.path.getsize(log_path) > size, "logs continue without palletd"
-    assert len([p for p in d.shim_pids() if _alive(p)]) == 3  # short's shim waits for us
+    assert len([p for p in d.shim_pids() if _alive(p)]) == 10  # short's shim waits for us
+    assert all(_alive(p) for p in pids.values())
 
     d.start()
     st = d.inspect("counter")["State"]
@@ -69,6 +74,12 @@ def test_survives_daemon_kill(palletd):
     assert d.inspect("tty1")["State"]["Running"]
     before = _ticks(d, "counter")
     d.wait_for(lambda: _ticks(d, "counter") > before + 2, what="ticks after restart")
+    for n in more:
+        st = d.inspect(n)["State"]
+        assert st["Running"] and st["Pid"] == pids[n]
+        seen = _ticks(d, n)
+        d.wait_for(lambda n=n, seen=seen: _ticks(d, n) > seen, what=f"{n} logging")
+    d.docker("rm", "-f", *more, check=True)
     # attach and exec work against the recovered shim
     assert d.docker("exec", "counter", "echo", "still", check=True).stdout == "still\n"
     d.docker("stop", "-t", "1", "counter", "tty1", check=True)
