@@ -9,6 +9,7 @@ Needs root and a private mount namespace (`./scripts/test` runs pytest under
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import json
 import os
@@ -49,6 +50,7 @@ def busybox_layout() -> str:
         from pallet.testing.images import single_layer
 
         d = tempfile.mkdtemp(prefix="pallet-bb-")
+        atexit.register(shutil.rmtree, d, True)
         _LAYOUT["path"] = str(single_layer(os.path.join(d, "layout")))
     return _LAYOUT["path"]
 
