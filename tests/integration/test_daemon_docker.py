@@ -289,3 +289,28 @@ def test_push_pull_local_registry(palletd, tmp_path):
         p = palletd.docker("run", "--rm", ref, "echo", "auto", check=True)
         assert p.stdout == "auto\n" and "Unable to find image" in p.stderr
         palletd.docker("rmi", ref, check=True)
+
+
+def test_default_seccomp_profile(palletd, tmp_path):
+    """docker's rules: the default profile (unshare denied), widened by --cap-add SYS_ADMIN,
+    off for --privileged and seccomp=unconfined, or a profile file of one's own."""
+    probe = ["busybox", "sh", "-c",
+             "grep '^Seccomp:' /proc/self/status; unshare -U true 2>/dev/null && echo "
+             "unshare-ok || echo unshare-denied"]
+    out = palletd.docker("run", "--rm", *probe, check=True).stdout.split()
+    assert out == ["Seccomp:", "2", "unshare-denied"]
+    out = palletd.docker("run", "--rm", "--cap-add", "SYS_ADMIN", *probe, check=True).stdout
+    assert out.split() == ["Seccomp:", "2", "unshare-ok"]
+    out = palletd.docker("run", "--rm", "--security-opt", "seccomp=unconfined", *probe,
+                         check=True).stdout.split()
+    assert out[:2] == ["Seccomp:", "0"]
+    assert palletd.docker("run", "--rm", "--privileged", *probe,
+                          check=True).stdout.split()[:2] == ["Seccomp:", "0"]
+    profile = tmp_path / "deny-mkdir.json"
+    profile.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 1}]}))
+    p = palletd.docker("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox",
+                       "mkdir", "/tmp/x")
+    assert p.returncode != 0 and "not permitted" in p.stderr.lower()

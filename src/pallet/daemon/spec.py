@@ -8,6 +8,7 @@ resources, capabilities, privileges, init. Docker's defaults where the API leave
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any
@@ -102,14 +103,64 @@ def security_options(host: dict[str, Any]) -> dict[str, Any]:
         if key == "no-new-privileges":
             out["no_new_privileges"] = value.lower() in ("", "true", "1") if sep else True
         elif key == "seccomp":
-            if value != "unconfined":
-                raise InvalidArgument("seccomp profiles are not supported yet: only "
-                                      "seccomp=unconfined (the default here)")
+            out["seccomp"] = value or "unconfined"
         elif key in ("apparmor", "label"):
             pass  # no LSM support on this host: accepted and ignored, as dockerd without it
         else:
             raise InvalidArgument(f"invalid --security-opt: {opt!r}")
     return out
+
+
+# What docker's default profile also allows to a container that holds these capabilities.
+_CAP_SYSCALLS = {
+    "CAP_SYS_ADMIN": ["bpf", "fanotify_init", "fsconfig", "fsmount",
+                      "fsopen", "fspick", "lookup_dcookie", "mount", "mount_setattr",
+                      "move_mount", "name_to_handle_at", "open_tree", "perf_event_open",
+                      "quotactl", "quotactl_fd", "setdomainname", "sethostname", "setns",
+                      "syslog", "umount", "umount2", "unshare"],
+    "CAP_SYS_BOOT": ["reboot"],
+    "CAP_SYS_CHROOT": ["chroot"],
+    "CAP_SYS_MODULE": ["delete_module", "init_module", "finit_module"],
+    "CAP_SYS_PACCT": ["acct"],
+    "CAP_SYS_PTRACE": ["kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv",
+                       "process_vm_writev", "ptrace"],
+    "CAP_SYS_RAWIO": ["iopl", "ioperm"],
+    "CAP_SYS_TIME": ["settimeofday", "stime", "clock_settime", "clock_settime64"],
+    "CAP_SYS_TTY_CONFIG": ["vhangup"],
+    "CAP_SYS_NICE": ["get_mempolicy", "mbind", "set_mempolicy"],
+    "CAP_SYSLOG": ["syslog"],
+    "CAP_BPF": ["bpf"],
+    "CAP_PERFMON": ["perf_event_open"],
+}
+
+
+def seccomp_profile(option: str | None, caps: list[str], privileged: bool
+                    ) -> dict[str, Any] | None:
+    """docker's rules: the default profile unless privileged or `seccomp=unconfined`;
+    `seccomp=<file>` takes an OCI linux.seccomp document; capabilities widen the default."""
+    if privileged or option == "unconfined":
+        return None
+    if option:
+        # The docker CLI reads a profile file and sends its JSON inline.
+        try:
+            if option.lstrip().startswith("{"):
+                doc = json.loads(option)
+            else:
+                with open(option) as f:
+                    doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise InvalidArgument(f"--security-opt seccomp: {e}") from None
+        if not isinstance(doc, dict) or "defaultAction" not in doc:
+            raise InvalidArgument("--security-opt seccomp: not a seccomp profile "
+                                  "(an object with defaultAction)")
+        return doc
+    from pallet.oci.seccomp_default import docker_default
+
+    profile = docker_default()
+    extra = sorted({n for c in caps for n in _CAP_SYSCALLS.get(c, [])})
+    if extra:
+        profile["syscalls"].append({"names": extra, "action": "SCMP_ACT_ALLOW"})
+    return profile
 
 
 def resources(host: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +270,7 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
     proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
     sec = security_options(host)
     proc["noNewPrivileges"] = sec["no_new_privileges"]
+    profile = seccomp_profile(sec["seccomp"], caps, bool(host.get("Privileged")))
     rl = {r["type"]: r for r in proc.get("rlimits", [])}
     for u in host.get("Ulimits") or []:
         name = RLIMITS.get(str(u.get("Name", "")).lower())
@@ -228,6 +280,8 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
     proc["rlimits"] = list(rl.values())
 
     linux = spec["linux"]
+    if profile is not None:
+        linux["seccomp"] = profile
     linux["resources"] = resources(host)
     linux["cgroupsPath"] = f"/pallet/{rec['Id']}"
     drop_ns = set()
