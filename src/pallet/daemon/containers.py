@@ -205,6 +205,12 @@ class Containers:
         if not image_ref:
             raise InvalidArgument("config.Image: an image is required")
         host = dict(body.get("HostConfig") or {})
+        # The only log driver: json-file (docker-py reads it back from inspect).
+        log_config = host.get("LogConfig") or {}
+        if log_config.get("Type") not in (None, "", "json-file"):
+            raise InvalidArgument(f"log driver {log_config['Type']!r} is not supported "
+                                  "(json-file only)")
+        host["LogConfig"] = {"Type": "json-file", "Config": log_config.get("Config") or {}}
         runtime_name, _ = self.cfg.runtime_path(host.get("Runtime") or None)
         host["Runtime"] = runtime_name
         policy = host.get("RestartPolicy") or {}
