@@ -242,14 +242,8 @@ class _Creation:
             linux = {k: v for k, v in linux.items() if k != "resources"}
         if linux.get("resources"):
             self.cg.apply(linux["resources"])
-        console = opts.console
-        if opts.console_socket:
-            console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            try:
-                console.connect(opts.console_socket)
-            except OSError as e:
-                raise errors.InvalidArgument(
-                    f"--console-socket {opts.console_socket}: {e.strerror}") from None
+        console = stages.connect_console(opts.console_socket) if opts.console_socket \
+            else opts.console
         parent_sock, child_sock = sync.pair()
         if opts.subreaper:
             libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)

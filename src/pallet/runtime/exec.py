@@ -120,14 +120,8 @@ def exec_process(st: ContainerState, opts: ExecOptions) -> int:
     check_process(proc)
     if proc.get("terminal") and not (opts.console_socket or opts.console):
         raise errors.InvalidArgument("--tty is set: --console-socket is required")
-    console = opts.console
-    if opts.console_socket:
-        console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            console.connect(opts.console_socket)
-        except OSError as e:
-            raise errors.InvalidArgument(
-                f"--console-socket {opts.console_socket}: {e.strerror}") from None
+    console = stages.connect_console(opts.console_socket) if opts.console_socket \
+        else opts.console
     # Namespace fds are opened here, while /proc/<init> is reachable and known to be the
     # container's init: the children only setns into them.
     ns_fds: dict[str, int] = {}

@@ -96,3 +96,14 @@ def setup_console(console: _socket.socket, size: dict[str, int] | None,
     os.login_tty(slave)
 
 
+
+
+def connect_console(path: str) -> _socket.socket:
+    """The caller's --console-socket, which receives the pty master (runc's protocol)."""
+    console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        console.connect(path)
+    except OSError as e:
+        console.close()
+        raise errors.InvalidArgument(f"--console-socket {path}: {e.strerror}") from None
+    return console
