@@ -104,6 +104,31 @@ def setup_podman(base: str, tar: str) -> tuple[dict[str, list[str]], Callable[[]
             lambda: None, dict(os.environ))
 
 
+def setup_dockerd(base: str, tar: str) -> tuple[dict[str, list[str]], Callable[[], None],
+                                                 dict]:
+    """Debian's dockerd (its own containerd, runc underneath), no bridge or iptables."""
+    sock = f"{base}/docker.sock"
+    d = subprocess.Popen(["dockerd", "--data-root", f"{base}/data", "--exec-root",
+                          f"{base}/exec", "--pidfile", f"{base}/pid", "-H", f"unix://{sock}",
+                          "--iptables=false", "--ip6tables=false", "--bridge=none",
+                          "--exec-opt", "native.cgroupdriver=cgroupfs"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_socket(sock, d)
+    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": f"{base}/dc"}
+    for _ in range(100):
+        if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    subprocess.run(["docker", "load", "-i", tar], env=env, check=True, capture_output=True)
+
+    def stop() -> None:
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=60)
+
+    return ({"docker run --rm --network none (dockerd)": [
+        "docker", "run", "--rm", "--network", "none", "busybox", "true"]}, stop, env)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=15)
@@ -124,7 +149,8 @@ def main() -> None:
     bases = []
     for name, setup, src in (("palletd", setup_palletd, bb),
                              ("containerd", setup_containerd, tar),
-                             ("podman", setup_podman, tar)):
+                             ("podman", setup_podman, tar),
+                             ("dockerd", setup_dockerd, tar)):
         if name != "palletd" and not shutil.which(name):
             continue
         base = tempfile.mkdtemp(prefix="rb", dir="/tmp")
