@@ -8,9 +8,10 @@ thread rules simple.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Mapping
+
+from pallet.metadata.sqlite import ThreadLocalDB
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -30,19 +31,12 @@ CREATE TABLE IF NOT EXISTS labels (
 class Metadata:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
+        self._db = ThreadLocalDB(self.path, "foreign_keys=ON", "synchronous=NORMAL")
         with self._conn() as c:
             c.executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     def record(self, digest: str, labels: Mapping[str, str] | None, when: float | None = None
                ) -> None:
@@ -86,7 +80,4 @@ class Metadata:
         return [r[0] for r in self._conn().execute("SELECT digest FROM blobs")]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

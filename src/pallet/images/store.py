@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pallet.errors import AlreadyExists, NotFound
 from pallet.images import reference
+from pallet.metadata.sqlite import ThreadLocalDB
 from pallet.oci.image import Descriptor
 
 _SCHEMA = """
@@ -39,16 +39,11 @@ class ImageStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._local = threading.local()
+        self._db = ThreadLocalDB(self.path)
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     @staticmethod
     def _row(row: tuple[str, str, float, float, str]) -> Image:
@@ -100,7 +95,4 @@ class ImageStore:
             raise NotFound(f"image {name}: not found")
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

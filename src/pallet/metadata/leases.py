@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from pallet.metadata.sqlite import ThreadLocalDB
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -57,17 +58,11 @@ class LeaseStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._local = threading.local()
+        self._db = ThreadLocalDB(self.path, "foreign_keys=ON")
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     def create(self, expiry: float = DEFAULT_EXPIRY, lease_id: str | None = None) -> Lease:
         now = time.time()
@@ -109,7 +104,4 @@ class LeaseStore:
             self.delete(lease.id)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Mapping
 
 from pallet.errors import AlreadyExists, FailedPrecondition, NotFound
+from pallet.metadata.sqlite import ThreadLocalDB
 from pallet.snapshots.api import Info, Kind
 
 _SCHEMA = """
@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS ids (next INTEGER NOT NULL);
 class MetaStore:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
+        self._db = ThreadLocalDB(self.path, "foreign_keys=ON")
         c = self._conn()
         c.executescript(_SCHEMA)
         with c:
@@ -37,13 +37,7 @@ class MetaStore:
                 c.execute("INSERT INTO ids VALUES (1)")
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     @staticmethod
     def _info(row: tuple) -> tuple[int, Info]:
@@ -142,7 +136,4 @@ class MetaStore:
                 self._conn().execute("SELECT * FROM snapshots ORDER BY key")]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pallet.content.local import LocalStore
 from pallet.errors import NotFound
+from pallet.metadata.sqlite import ThreadLocalDB
 from pallet.oci.digest import Digest
 
 _SCHEMA = """
@@ -65,23 +65,14 @@ class RegistryStorage:
         os.makedirs(self.root, exist_ok=True)
         self.content = LocalStore(os.path.join(self.root, "content"))
         self._db_path = os.path.join(self.root, "registry.db")
-        self._local = threading.local()
+        self._db = ThreadLocalDB(self._db_path, "synchronous=NORMAL")
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._db_path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+        return self._db.conn()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
         self.content.close()
 
     # --- repositories ----------------------------------------------------------------------
