@@ -38,7 +38,26 @@ def remove_any(path: str) -> None:
         os.unlink(path)
 
 
-class FullView:
+class _CachedView:
+    """What both views keep between entries: created directories and resolved paths, both
+    dropped when an entry could have changed them."""
+
+    _dirs: dict[tuple[str, ...], str]
+    _resolved: dict[tuple[str, ...], list[str]]
+
+    def invalidate(self) -> None:
+        self._dirs.clear()
+        self._resolved.clear()
+
+    def resolved_dir(self, parts: list[str]) -> list[str]:
+        key = tuple(parts)
+        out = self._resolved.get(key)
+        if out is None:
+            out = self._resolved[key] = resolve(self, parts)
+        return out
+
+
+class FullView(_CachedView):
     """The target directory holds the whole tree: lower layers were applied into it."""
 
     def __init__(self, root: str) -> None:
@@ -84,17 +103,6 @@ class FullView:
         self._dirs[key] = path
         return path
 
-    def invalidate(self) -> None:
-        self._dirs.clear()
-        self._resolved.clear()
-
-    def resolved_dir(self, parts: list[str]) -> list[str]:
-        key = tuple(parts)
-        out = self._resolved.get(key)
-        if out is None:
-            out = self._resolved[key] = resolve(self, parts)
-        return out
-
     def prepare_entry(self, host: str, parts: list[str], is_dir: bool) -> bool:
         """Clear the way for a new entry at `host`; True if a directory stays to merge."""
         try:
@@ -123,7 +131,7 @@ class FullView:
         return None if found is None else found[0]
 
 
-class OverlayView:
+class OverlayView(_CachedView):
     """`upper` is a fresh overlay upperdir over `lowers` (topmost first); the layer is
     written into `upper` in overlayfs' own format (whiteouts are 0:0 character devices,
     opaque directories carry trusted.overlay.opaque=y), so the snapshot is ready to mount
@@ -205,17 +213,6 @@ class OverlayView:
                                          "/".join(resolved[: i + 1]))
         self._dirs[key] = path
         return path
-
-    def invalidate(self) -> None:
-        self._dirs.clear()
-        self._resolved.clear()
-
-    def resolved_dir(self, parts: list[str]) -> list[str]:
-        key = tuple(parts)
-        out = self._resolved.get(key)
-        if out is None:
-            out = self._resolved[key] = resolve(self, parts)
-        return out
 
     def prepare_entry(self, host: str, parts: list[str], is_dir: bool) -> bool:
         try:
