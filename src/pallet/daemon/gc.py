@@ -1,7 +1,8 @@
 """Garbage collection of content and snapshots (mark and sweep, containerd's rules).
 
 Roots: every image name (its target and all it references, every platform that is
-present), and every container's snapshot. Marked snapshots keep their parent chains.
+present), every image of the build cache, what running builds hold, and every container's
+snapshot. Marked snapshots keep their parent chains.
 Blobs being ingested are not in the store yet and are never swept. Blocking: run on the
 storage thread, between image and container operations.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from pallet.build import cache as build_cache
+from pallet.build.executor import held as build_held
 from pallet.errors import NotFound
 from pallet.images.resolve import resolve, walk
 from pallet.images.service import ImageService
@@ -27,11 +30,14 @@ def collect(svc: ImageService, container_snapshots: set[str]) -> Result:
     res = Result()
     keep_blobs: set[str] = set()
     keep_snaps: set[str] = set(container_snapshots)
-    for img in svc.list():
-        for d in walk(svc.content, img.target, skip_missing=True):
+    held_snaps, held_blobs = build_held()
+    keep_snaps |= held_snaps
+    keep_blobs |= held_blobs
+    for target in [i.target for i in svc.list()] + build_cache.roots(svc.root):
+        for d in walk(svc.content, target, skip_missing=True):
             keep_blobs.add(str(d.digest))
         with contextlib.suppress(Exception):
-            r = resolve(svc.content, img.target)
+            r = resolve(svc.content, target)
             keep_snaps.update(str(c) for c in r.chain_ids)
 
     snaps = {i.name: i for i in svc.snapshotter.walk()}

@@ -18,29 +18,10 @@ from pallet.images.bundle import resolve_user, runtime_config
 from pallet.linux.caps import NAMES as ALL_CAPS
 from pallet.linux.paths import resolve_in_root
 from pallet.oci.image import ImageConfig
+from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES
 
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
-
-# Docker's default device cgroup rules (oci/devices_linux.go, defaults.go)
-DEFAULT_DEVICE_RULES = [
-    {"allow": False, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # null
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # zero
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},   # full
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # random
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # urandom
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # tty
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},   # console
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},   # ptmx
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},             # pts/*
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-]
+DEFAULT_CAPS = DOCKER_DEFAULT_CAPS
+DEFAULT_DEVICE_RULES = DOCKER_DEVICE_RULES
 
 RLIMITS = {
     "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",

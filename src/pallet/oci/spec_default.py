@@ -12,6 +12,30 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.2.0"
 
+# Docker's defaults for its containers (and its build containers): the 14 capabilities,
+# and the device cgroup rules of oci/devices_linux.go, defaults.go.
+DOCKER_DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+DOCKER_DEVICE_RULES: list[dict[str, Any]] = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # null
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # zero
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},   # full
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # random
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # urandom
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # tty
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},   # console
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},   # ptmx
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},             # pts/*
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+]
+
 _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 MASKED_PATHS = [

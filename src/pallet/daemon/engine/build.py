@@ -1,0 +1,185 @@
+"""/build: the classic builder's endpoint (`docker build` without BuildKit, docker-py's
+`images.build`) and /build/prune.
+
+The tar context is streamed to a file, then a worker thread unpacks it and runs the build
+(`pallet.build`); its snapshot and content operations go to palletd's storage thread one by
+one, so the API stays responsive and a build's storage work never races other image
+operations. Progress is docker's JSON stream: `{"stream": "Step 1/4 : FROM busybox\\n"}`
+... `{"aux": {"ID": "sha256:..."}}`, `Successfully built`, `Successfully tagged`; an error
+after the stream began is `{"errorDetail": {...}, "error": ...}`, as dockerd sends it. A
+client that goes away cancels the build (its running step is killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import threading
+from typing import Any
+
+from aiohttp import web
+
+from pallet.build.builder import Builder, BuildOptions, BuildResult
+from pallet.build.cache import BuildCache
+from pallet.build.context import extract_tar
+from pallet.build.executor import CommandFailed, Executor, Runtime, remove_tree
+from pallet.daemon.engine.common import daemon, qbool, reply, send_json, stream_json
+from pallet.errors import InvalidArgument, PalletError
+from pallet.images import reference
+from pallet.oci.image import Platform
+
+NETWORKS = {"": "none", "default": "none", "none": "none", "bridge": "none", "host": "host"}
+
+
+def _json_map(request: web.Request, name: str) -> dict[str, Any]:
+    raw = request.query.get(name)
+    if not raw:
+        return {}
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name}: {raw!r}") from None
+    if not isinstance(d, dict):
+        raise InvalidArgument(f"{name} must be a JSON object")
+    return d
+
+
+def _options(request: web.Request) -> BuildOptions:
+    q = request.query
+    if q.get("remote"):
+        raise InvalidArgument("remote build contexts are not supported (no network access): "
+                              "send the context as the request body")
+    tags = q.getall("t", [])
+    for t in tags:
+        try:
+            reference.normalize(t)
+        except PalletError as e:
+            raise InvalidArgument(f"invalid reference format: {t}: {e}") from None
+    network = q.get("networkmode") or ""
+    if network not in NETWORKS:
+        raise InvalidArgument(f"networkmode {network!r} is not supported by the builder "
+                              "(none, host)")
+    return BuildOptions(
+        dockerfile=q.get("dockerfile") or "Dockerfile", tags=tags,
+        build_args=_json_map(request, "buildargs"), no_cache=qbool(request, "nocache"),
+        target=q.get("target") or None,
+        labels={str(k): str(v) for k, v in _json_map(request, "labels").items()},
+        network=NETWORKS[network])
+
+
+def _message(e: BaseException) -> dict[str, Any]:
+    msg = str(e) if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
+    detail: dict[str, Any] = {"message": msg}
+    if isinstance(e, CommandFailed):
+        detail["code"] = e.code
+    return {"errorDetail": detail, "error": msg}
+
+
+async def build(request: web.Request) -> web.StreamResponse:
+    d = daemon(request)
+    opts = _options(request)
+    quiet = qbool(request, "q")
+    runtime_name, runtime_path = d.cfg.runtime_path(request.query.get("runtime") or None)
+    loop = asyncio.get_running_loop()
+    base = os.path.join(d.cfg.exec_root, "build")
+    os.makedirs(base, exist_ok=True)
+    workdir = tempfile.mkdtemp(dir=base)
+    try:
+        # The context goes to a file first: reading the socket stays on the event loop, and
+        # the tar is unpacked where the build runs.
+        body = os.path.join(workdir, "context.tar")
+        with open(body, "wb") as f:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                f.write(chunk)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def emit(text: str) -> None:
+        if not quiet:
+            loop.call_soon_threadsafe(queue.put_nowait, {"stream": text})
+
+    def pull(name: str, platform: Platform | None) -> None:
+        emit(f"Pulling {name}\n")
+        asyncio.run_coroutine_threadsafe(
+            d.pull(name, platform=str(platform) if platform else None), loop).result()
+
+    def storage(fn: Any) -> Any:
+        return d.storage.submit(fn).result()
+
+    def work() -> BuildResult:
+        svc = d.images.svc
+        ctx = os.path.join(workdir, "context")
+        ex = Executor(svc, workdir, Runtime(runtime_name, runtime_path,
+                                            d.cfg.runtime_root(runtime_name)),
+                      storage, cancel)
+        cache = BuildCache(svc.root)
+        try:
+            os.makedirs(ctx)
+            with open(body, "rb") as f:
+                extract_tar(f, ctx)
+            os.unlink(body)
+            return Builder(ex, cache, pull).build(ctx, opts, emit)
+        finally:
+            ex.release()
+            cache.close()
+            remove_tree(workdir)
+
+    def finished(_f: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    fut = loop.run_in_executor(None, work)
+    fut.add_done_callback(finished)
+    resp = await stream_json(request)
+    try:
+        while (msg := await queue.get()) is not None:
+            await send_json(resp, msg)
+        try:
+            res = fut.result()
+        except Exception as e:
+            await send_json(resp, _message(e))
+        else:
+            short = res.image_id.removeprefix("sha256:")[:12]
+            if quiet:
+                await send_json(resp, {"stream": res.image_id + "\n"})
+            else:
+                await send_json(resp, {"aux": {"ID": res.image_id}})
+                await send_json(resp, {"stream": f"Successfully built {short}\n"})
+            for t in res.tags:
+                name = reference.parse(t).familiar()
+                d.events.publish("image", "tag", name, {"name": name})
+                if not quiet:
+                    await send_json(resp, {"stream": f"Successfully tagged {name}\n"})
+        await resp.write_eof()
+    finally:
+        # a client that went away (or a cancelled handler) stops the build
+        cancel.set()
+    return resp
+
+
+async def prune(request: web.Request) -> web.Response:
+    """Forget the layer cache; what only it kept is collected."""
+    d = daemon(request)
+
+    def clear() -> int:
+        c = BuildCache(d.images.svc.root)
+        try:
+            return c.clear(d.images.svc.content)
+        finally:
+            c.close()
+
+    await d.blocking(clear)
+    reclaimed = await d.gc()
+    return reply({"CachesDeleted": None, "SpaceReclaimed": reclaimed})
+
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("POST", "/build", build),
+    ("POST", "/build/prune", prune),
+]
