@@ -41,11 +41,11 @@ def _context(path: str, dockerfile: str | None, out: Any) -> str:
             outside, name = full, f".dockerfile.{secrets.token_hex(10)}"
         else:
             name = rel.replace(os.sep, "/")
-    extra = {}
+    data = None
     if outside is not None:
         with open(outside, "rb") as f:
-            extra[name] = f.read()
-    make_tar(root, name, out, extra)
+            data = f.read()
+    make_tar(root, name, out, data)
     return name
 
 
