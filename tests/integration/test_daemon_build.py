@@ -356,14 +356,17 @@ def test_pallet_build_cli(palletd, ctx, tmp_path):
                                                 "COPY . /app\nRUN echo $V > /app/v\n"
                                                 "CMD cat /app/app.txt /app/v; ls /app\n"})
     p = palletd.pallet("build", "-t", "pb:1", "-f", str(dockerfile / "Build.file"),
-                       "--build-arg", "V=42", str(ctx), timeout=180)
+                       "--build-arg", "V=42", "--label", "built.with=pallet", str(ctx),
+                       timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Successfully tagged pb:1" in p.stdout
+    assert image_config(palletd, "pb:1")["Config"]["Labels"] == {"built.with": "pallet"}
     out = palletd.docker("run", "--rm", "pb:1", check=True).stdout.split("\n")
     assert out[:2] == ["from pallet build", "42"]
     assert "skip.me" not in out and "app.txt" in out
     q = palletd.pallet("build", "-q", "-f", str(dockerfile / "Build.file"),
-                       "--build-arg", "V=42", str(ctx), timeout=180)
+                       "--build-arg", "V=42", "--label", "built.with=pallet", str(ctx),
+                       timeout=180)
     assert q.returncode == 0 and q.stdout.strip() == image_config(palletd, "pb:1")["Id"]
     (dockerfile / "Build.file").write_text("FROM busybox\nRUN exit 4\n")
     bad = palletd.pallet("build", "-f", str(dockerfile / "Build.file"), str(ctx))
@@ -452,3 +455,23 @@ def test_build_cache_survives_rmi_and_builder_prune_clears_it(palletd, ctx):
     third = build(palletd, "-t", "gc:1", str(ctx))
     assert third.returncode == 0 and "Using cache" not in third.stdout
     assert palletd.docker("run", "--rm", "gc:1", "cat", "/c", check=True).stdout == "cached\n"
+
+
+def test_client_going_away_cancels_the_build(palletd, ctx):
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    env = {**palletd.env, "DOCKER_BUILDKIT": "0"}
+    p = subprocess.Popen(["docker", "build", str(ctx)], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env,
+                         text=True)
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            if line.strip() == "started":
+                break
+    finally:
+        p.kill()
+        p.wait()
+    # the RUN is killed and everything it had goes, long before its sleep would end
+    palletd.wait_for(lambda: leftovers(palletd) == {
+        "containers": [], "snapshots": [], "runtime": [], "mounts": [], "build dirs": []},
+        timeout=20, what="the cancelled build to clean up")
