@@ -223,7 +223,7 @@ def test_parse_errors_name_the_line(palletd, ctx):
     assert "Dockerfile parse error line 3: unknown instruction: RUNN" in p.stderr
     write(ctx, {"Dockerfile": "FROM busybox\nENV A=${B:?required}\n"})
     p = build(palletd, str(ctx))
-    assert p.returncode != 0 and "B: required" in p.stderr
+    assert p.returncode != 0 and "Dockerfile line 2: ENV: B: required" in p.stderr
     write(ctx, {"Dockerfile": "FROM busybox\nUSER nosuchuser\nRUN true\n"})
     p = build(palletd, str(ctx))
     assert p.returncode != 0 and "nosuchuser" in p.stderr

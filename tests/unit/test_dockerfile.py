@@ -288,3 +288,40 @@ def test_dockerignore_char_classes_and_question_mark():
     assert m.excluded("file1.txt") and not m.excluded("file10.txt")
     assert m.excluded("a.c") and m.excluded("bcd.c") and not m.excluded("c.c")
     assert m.excluded("zy") and not m.excluded("xy")
+
+
+# --- properties ---------------------------------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PLAIN = st.text(st.characters(blacklist_characters="$'\"\\`", blacklist_categories=("Cs",)))
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
+
+
+@given(PLAIN)
+def test_words_without_specials_expand_to_themselves(word):
+    assert expand(word, ENV) == word
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",))))
+def test_escaping_every_character_gives_it_back(word):
+    assert expand("".join("\\" + c for c in word), ENV) == word
+
+
+@given(PLAIN, NAMES, PLAIN)
+def test_single_quotes_are_literal_and_braces_substitute(prefix, name, value):
+    env = {name: value}
+    assert expand(f"'{prefix}${name}'", env) == f"{prefix}${name}"
+    assert expand(f"{prefix}${{{name}}}", env) == prefix + value
+    assert expand(f'"${{{name}:-x}}"', env) == (value or "x")
+
+
+@given(st.lists(st.tuples(NAMES, PLAIN.filter(lambda v: v.strip() == v and " " not in v
+                                              and "\t" not in v and v.isprintable())),
+                min_size=1, max_size=5))
+def test_env_pairs_round_trip(pairs):
+    text = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
+    ins = one(text + "\n")
+    assert [(k, expand(v or "", {})) for k, v in ins.pairs] == pairs
