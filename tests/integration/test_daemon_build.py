@@ -475,3 +475,65 @@ def test_client_going_away_cancels_the_build(palletd, ctx):
     palletd.wait_for(lambda: leftovers(palletd) == {
         "containers": [], "snapshots": [], "runtime": [], "mounts": [], "build dirs": []},
         timeout=20, what="the cancelled build to clean up")
+
+
+def test_args_env_precedence_and_network_modes(palletd, ctx, tmp_path):
+    write(ctx, {"Dockerfile": """\
+ARG V=meta
+FROM busybox
+ARG V
+ARG A=default
+ENV A=from-env
+RUN echo "V=$V A=$A" > /args
+RUN ls /sys/class/net | tr '\\n' ' ' > /net
+"""})
+    iid = tmp_path / "iid"
+    p = build(palletd, "-t", "args:1", "--iidfile", str(iid), "--build-arg", "A=ignored",
+              "--build-arg", "UNUSED=1", str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in p.stdout
+    # ENV wins over an ARG; a stage's bare ARG takes the value declared before FROM
+    out = palletd.docker("run", "--rm", "args:1", "cat", "/args", "/net", check=True).stdout
+    assert out == "V=meta A=from-env\nlo "  # RUN's network: none by default
+    assert iid.read_text() == image_config(palletd, "args:1")["Id"]
+
+    status, body = palletd.api("POST", "/build?networkmode=host&t=args:host&nocache=1")
+    assert status == 200  # an empty body is no tar: the build fails in the stream
+    assert "error" in json.dumps(body)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.add(ctx / "Dockerfile", "Dockerfile")
+    from daemon_support import UnixHTTP
+
+    c = UnixHTTP(palletd.sock, 120)
+    try:
+        c.request("POST", "/v1.41/build?networkmode=host&t=args:host&nocache=1",
+                  body=buf.getvalue(), headers={"Content-Type": "application/x-tar"})
+        msgs = [json.loads(x) for x in c.getresponse().read().splitlines() if x.strip()]
+    finally:
+        c.close()
+    assert not any("error" in m for m in msgs), msgs
+    host_net = sorted(os.listdir("/sys/class/net"))
+    out = palletd.docker("run", "--rm", "args:host", "cat", "/net", check=True).stdout
+    assert sorted(out.split()) == host_net
+    bad = palletd.api("POST", "/build?networkmode=container:x")
+    assert bad[0] == 400 and "networkmode" in bad[1]["message"]
+
+
+def test_concurrent_builds_and_api_stays_responsive(palletd, tmp_path):
+    env = {**palletd.env, "DOCKER_BUILDKIT": "0"}
+    procs = []
+    for i in range(2):
+        d = write(tmp_path / f"c{i}", {"Dockerfile": f"FROM busybox\nRUN sleep 1; echo {i} > /i\n"
+                                       "COPY . /ctx\n", "f": str(i)})
+        procs.append(subprocess.Popen(["docker", "build", "-t", f"conc:{i}", str(d)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      stdin=subprocess.DEVNULL, env=env, text=True))
+    # while RUN steps sleep, the API answers (the builds run off the event loop)
+    assert palletd.api("GET", "/images/json", timeout=5)[0] == 200
+    for i, p in enumerate(procs):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, out + err
+        assert palletd.docker("run", "--rm", f"conc:{i}", "cat", "/i", "/ctx/f",
+                              check=True).stdout == f"{i}\n{i}"
+    no_leftovers(palletd)
