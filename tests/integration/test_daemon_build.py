@@ -164,6 +164,11 @@ def test_history_and_image_documents(palletd, ctx):
     assert c.extra["OnBuild"] == ["RUN echo triggered > /onbuild"]
     hist = [h.created_by for h in r.config.history or []]
     assert "/bin/sh -c true" in hist  # RUN true changed nothing: an empty layer
+    shown = palletd.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}",
+                           "meta:1", check=True).stdout.splitlines()
+    assert shown[0].startswith('/bin/sh -c #(nop)  ENTRYPOINT ["echo"]|0B')
+    assert "/bin/sh -c true|0B" in shown
+    assert len(shown) == len(hist)
     assert len(r.config.diff_ids) == len([h for h in r.config.history or []
                                           if not h.empty_layer])
     # an image FROM it runs the trigger

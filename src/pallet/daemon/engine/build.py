@@ -1,5 +1,5 @@
 """/build: the classic builder's endpoint (`docker build` without BuildKit, docker-py's
-`images.build`) and /build/prune.
+`images.build`), /build/prune, and `GET /images/{name}/history`, where a build's steps show.
 
 The tar context is streamed to a file, then a worker thread unpacks it and runs the build
 (`pallet.build`); its snapshot and content operations go to palletd's storage thread one by
@@ -179,7 +179,39 @@ async def prune(request: web.Request) -> web.Response:
     return reply({"CachesDeleted": None, "SpaceReclaimed": reclaimed})
 
 
+def _history(d: Any, ref: str) -> list[dict[str, Any]]:
+    """The image config's history, newest first, as `docker history` shows a build: the
+    layer entries carry their layer's (compressed) size; only the top has an ID, since
+    the steps below are not images of their own name here."""
+    from pallet.daemon.images import familiar, parse_time
+    from pallet.oci.image import History
+
+    _img, r = d.images.lookup(ref)
+    layers = list(r.layers)
+    entries = r.config.history or [History(created=r.config.created) for _ in layers]
+    out = []
+    for h in entries:
+        size = 0
+        if not h.empty_layer and layers:
+            size = layers.pop(0).size
+        out.append({"Id": "<missing>", "Created": int(parse_time(h.created)),
+                    "CreatedBy": h.created_by or "", "Tags": None, "Size": size,
+                    "Comment": h.comment or ""})
+    out.reverse()
+    if out:
+        iid = str(r.manifest.config.digest)
+        out[0]["Id"] = iid
+        out[0]["Tags"] = sorted(familiar(i.name) for i in d.images.names_of(iid)) or None
+    return out
+
+
+async def history(request: web.Request) -> web.Response:
+    d = daemon(request)
+    return reply(await d.blocking(_history, d, request.match_info["name"]))
+
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/build", build),
     ("POST", "/build/prune", prune),
+    ("GET", "/images/{name:.+}/history", history),
 ]
