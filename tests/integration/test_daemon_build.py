@@ -542,3 +542,14 @@ def test_concurrent_builds_and_api_stays_responsive(palletd, tmp_path):
         assert palletd.docker("run", "--rm", f"conc:{i}", "cat", "/i", "/ctx/f",
                               check=True).stdout == f"{i}\n{i}"
     no_leftovers(palletd)
+
+
+def test_shell_is_inherited_and_lowercase_dockerfile(palletd, ctx, tmp_path):
+    write(ctx, {"dockerfile": 'FROM busybox\nSHELL ["/bin/echo", "via-shell:"]\n'})
+    p = build(palletd, "-t", "shell:1", str(ctx))
+    assert p.returncode == 0, p.stderr
+    child = write(tmp_path / "child", {"Dockerfile": "FROM shell:1\nRUN hello world\n"
+                                       'RUN ["/bin/echo", "exec-form"]\n'})
+    p = build(palletd, str(child))
+    assert p.returncode == 0, p.stderr
+    assert "via-shell: hello world\n" in p.stdout and "exec-form\n" in p.stdout
