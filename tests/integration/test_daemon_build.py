@@ -383,8 +383,12 @@ def test_build_with_runc_and_check_with_peers(palletd, ctx, tmp_path):
     by runc, and read by skopeo (and podman runs it, when it is installed)."""
     if shutil.which("runc") is None or shutil.which("umoci") is None:
         pytest.skip("runc and umoci (Debian packages) are needed")
-    write(ctx, {"Dockerfile": "FROM busybox\nRUN echo made by runc > /made\n"
-                "WORKDIR /w\nCOPY f.txt .\nCMD cat /made /w/f.txt\n", "f.txt": "copied\n"})
+    # the RUN deletes (whiteouts) and replaces a directory (opaque), which peers must apply
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN echo made by runc > /made && rm /usr/bin/wc"
+                " && rm -rf /home && mkdir /home && touch /home/new\n"
+                "WORKDIR /w\nCOPY f.txt .\n"
+                "CMD cat /made /w/f.txt; ls /home; test -e /usr/bin/wc || echo gone\n",
+                "f.txt": "copied\n"})
     from daemon_support import UnixHTTP
 
     buf = io.BytesIO()
@@ -427,7 +431,7 @@ def test_build_with_runc_and_check_with_peers(palletd, ctx, tmp_path):
                         str(bundle), "peer-check"], capture_output=True, text=True,
                        timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == "made by runc\ncopied\n"
+    assert r.stdout == "made by runc\ncopied\nnew\ngone\n"
     if shutil.which("podman"):
         runroot = tempfile.mkdtemp(prefix="pallet-pm-")
         try:
@@ -439,7 +443,7 @@ def test_build_with_runc_and_check_with_peers(palletd, ctx, tmp_path):
                                 f"oci:{layout}:{ref}"], capture_output=True, text=True,
                                timeout=180)
             assert r.returncode == 0, r.stderr
-            assert r.stdout == "made by runc\ncopied\n"
+            assert r.stdout == "made by runc\ncopied\nnew\ngone\n"
         finally:
             subprocess.run(["podman", "--root", str(tmp_path / "pm"), "--runroot",
                             runroot, "--storage-driver", "vfs", "rm", "-af"],
@@ -553,3 +557,20 @@ def test_shell_is_inherited_and_lowercase_dockerfile(palletd, ctx, tmp_path):
     p = build(palletd, str(child))
     assert p.returncode == 0, p.stderr
     assert "via-shell: hello world\n" in p.stdout and "exec-form\n" in p.stdout
+
+
+def test_dockerfile_from_stdin(palletd, ctx):
+    env = {**palletd.env, "DOCKER_BUILDKIT": "0"}
+    df = b"FROM busybox\nRUN echo from-stdin > /s\n"
+    p = subprocess.run(["docker", "build", "-t", "stdin:1", "-"], input=df,
+                       capture_output=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    write(ctx, {"data.txt": "ctx\n"})
+    p = subprocess.run(["docker", "build", "-t", "stdin:2", "-f-", str(ctx)],
+                       input=df + b"COPY . /c\n", capture_output=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    # the Dockerfile travels under a random name, and the .dockerignore the CLI writes
+    # hides it (and itself) from COPY
+    out = palletd.docker("run", "--rm", "stdin:2", "sh", "-c", "cat /s; ls -A /c",
+                         check=True).stdout.split()
+    assert out == ["from-stdin", "data.txt"]

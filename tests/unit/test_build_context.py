@@ -66,6 +66,16 @@ def test_extract_refuses_hard_links_out_and_bad_tars(tmp_path):
     assert os.stat(tmp_path / "a").st_ino == os.stat(tmp_path / "b").st_ino
 
 
+def test_extract_takes_a_tar_without_end_blocks_but_not_a_cut_file(tmp_path):
+    whole = tar_of(("a", {"data": b"1" * 10}), ("b", {"data": b"2" * 47})).getvalue()
+    # what the docker CLI sends for `-f -`: the last file's data, then nothing
+    cut = whole[:512 * 3 + 47]
+    assert extract_tar(io.BytesIO(cut), str(tmp_path / "x")) == 2
+    assert (tmp_path / "x" / "b").read_bytes() == b"2" * 47
+    with pytest.raises(InvalidArgument, match="invalid tar archive"):
+        extract_tar(io.BytesIO(whole[:512 * 3 + 20]), str(tmp_path / "y"))
+
+
 def make_ctx(tmp_path) -> Context:
     root = tmp_path / "ctx"
     (root / "sub" / "deep").mkdir(parents=True)
