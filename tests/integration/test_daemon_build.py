@@ -574,3 +574,24 @@ def test_dockerfile_from_stdin(palletd, ctx):
     out = palletd.docker("run", "--rm", "stdin:2", "sh", "-c", "cat /s; ls -A /c",
                          check=True).stdout.split()
     assert out == ["from-stdin", "data.txt"]
+
+
+def test_a_dead_palletds_build_leftovers_are_cleaned(palletd, ctx, tmp_path):
+    """palletd killed in the middle of a build leaves a mounted step and its snapshot;
+    the next palletd's first build removes them."""
+    from pallet.build.executor import mount_all
+    from pallet.images.service import ImageService
+
+    palletd.kill()
+    svc = ImageService(palletd.root)
+    try:
+        top = svc.unpack("busybox")
+        mounts = svc.snapshotter.prepare("build-0123456789abcdef", top)
+    finally:
+        svc.close()
+    rootfs = Path(palletd.exec_root, "build", "tmpdead", "build-0123456789abcdef", "rootfs")
+    mount_all(mounts, str(rootfs))
+    palletd.start()
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN true\n"})
+    assert build(palletd, str(ctx)).returncode == 0
+    no_leftovers(palletd)

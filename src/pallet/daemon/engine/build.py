@@ -25,12 +25,20 @@ from aiohttp import web
 from pallet.build.builder import Builder, BuildOptions, BuildResult
 from pallet.build.cache import BuildCache
 from pallet.build.context import extract_tar
-from pallet.build.executor import CommandFailed, Executor, Runtime, remove_tree
+from pallet.build.executor import (
+    CommandFailed,
+    Executor,
+    Runtime,
+    remove_stale,
+    remove_tree,
+)
 from pallet.daemon.engine.common import daemon, qbool, reply, send_json, stream_json
 from pallet.errors import InvalidArgument, PalletError
 from pallet.images import reference
 from pallet.oci.image import Platform
 
+# per build directory: this process's clean-up of what a dead palletd left there
+_STALE: dict[str, asyncio.Future[Any]] = {}
 NETWORKS = {"": "none", "default": "none", "none": "none", "bridge": "none", "host": "host"}
 
 
@@ -85,6 +93,11 @@ async def build(request: web.Request) -> web.StreamResponse:
     runtime_name, runtime_path = d.cfg.runtime_path(request.query.get("runtime") or None)
     loop = asyncio.get_running_loop()
     base = os.path.join(d.cfg.exec_root, "build")
+    if base not in _STALE:
+        # before this process's first build, nothing of ours runs there: what is there
+        # is a dead palletd's. Concurrent first requests wait for the same clean-up.
+        _STALE[base] = asyncio.ensure_future(d.blocking(remove_stale, d.images.svc, base))
+    await asyncio.shield(_STALE[base])
     os.makedirs(base, exist_ok=True)
     workdir = tempfile.mkdtemp(dir=base)
     try:
