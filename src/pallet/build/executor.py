@@ -1,0 +1,414 @@
+"""Steps on snapshots: mount a step's root filesystem, run a command in it with an OCI
+runtime, and turn what changed into a layer.
+
+    prepare   active snapshot `build-<id>` over the parent image's top chain ID
+    mount     at <workdir>/<id>/rootfs (overlay, or a bind of a native copy)
+    work      RUN: config.json from the image config, `<runtime> run`; COPY: write files
+    unmount
+    diff      the snapshot's changes -> a layer blob (overlay upperdir, or a tree diff)
+    commit    the snapshot under the new chain ID, so the next step (and containers of the
+              image) start from it without unpacking
+
+Snapshot and content operations go through `storage`, which palletd points at its one
+storage thread; mounting, running and copying happen on the build's own thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pallet.build.cache import ACTIVE_PREFIX
+from pallet.errors import AlreadyExists, NotFound, PalletError
+from pallet.images.bundle import runtime_config
+from pallet.images.diff import (
+    LayerInfo,
+    TarWriter,
+    commit_layer,
+    tar_changes,
+    tar_dir,
+    tar_overlay_upper,
+)
+from pallet.images.resolve import ResolvedImage
+from pallet.images.service import ImageService
+from pallet.images.unpack import unpack
+from pallet.linux.paths import resolve_in_root
+from pallet.oci.image import ImageConfig
+from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES
+from pallet.snapshots.api import Mount
+
+T = TypeVar("T")
+Storage = Callable[[Callable[[], T]], T]
+LABEL_BUILD = "io.pallet.build"
+MNT_DETACH = 2
+
+
+def direct(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+class _Held:
+    """What builds in this process are using and no image refers to yet: their active
+    snapshots, and the layers and snapshots they committed before the step's image was
+    written. palletd's garbage collection keeps these (daemon/gc.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, int] = {}
+        self._blobs: dict[str, int] = {}
+
+    def add(self, snapshots: set[str], blobs: set[str]) -> None:
+        with self._lock:
+            for d, items in ((self._snapshots, snapshots), (self._blobs, blobs)):
+                for k in items:
+                    d[k] = d.get(k, 0) + 1
+
+    def remove(self, snapshots: set[str], blobs: set[str]) -> None:
+        with self._lock:
+            for d, items in ((self._snapshots, snapshots), (self._blobs, blobs)):
+                for k in items:
+                    if d.get(k, 0) <= 1:
+                        d.pop(k, None)
+                    else:
+                        d[k] -= 1
+
+    def snapshot(self) -> tuple[set[str], set[str]]:
+        with self._lock:
+            return set(self._snapshots), set(self._blobs)
+
+
+HELD = _Held()
+
+
+def held() -> tuple[set[str], set[str]]:
+    """(snapshot keys, blob digests) that running builds hold."""
+    return HELD.snapshot()
+
+
+class Cancelled(PalletError):
+    kind = "unavailable"
+
+
+class CommandFailed(PalletError):
+    """A RUN whose command exited non-zero; `code` is its status, as docker reports it."""
+
+    kind = "system"
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Runtime:
+    name: str
+    path: str
+    root: str                    # the runtime's --root
+
+
+@dataclass
+class RunRequest:
+    config: ImageConfig          # the step's image config: Env, User, WorkingDir
+    argv: list[str]
+    env: list[str]               # build args RUN sees, after the config's Env
+    network: str                 # "none" or "host"
+
+
+def mount_all(mounts: list[Mount], target: str) -> None:
+    from pallet.linux.mount import MountOptions, bind, finish_bind, mount_fs
+
+    os.makedirs(target, exist_ok=True)
+    for m in mounts:
+        opts = MountOptions(m.options)
+        if m.type == "bind":
+            bind(m.source, target, opts)
+            finish_bind(target, opts)
+        else:
+            mount_fs(m.source, target, m.type, opts)
+
+
+def _mount_points() -> list[str]:
+    # os.path.ismount misses a bind mount from the same filesystem: ask the kernel
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def unmount(target: str) -> None:
+    """Detach every mount stacked at `target`."""
+    from pallet.linux import libc
+
+    target = os.path.abspath(target)
+    while target in _mount_points():
+        libc.umount2(target, MNT_DETACH)
+
+
+def remove_tree(path: str) -> None:
+    """rmtree, after detaching whatever is still mounted below `path` (a step that failed
+    half-way): deleting through a mount would delete the snapshot's files."""
+    path = os.path.abspath(path)
+    for mp in sorted(_mount_points(), reverse=True):
+        if mp == path or mp.startswith(path + "/"):
+            unmount(mp)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale(svc: ImageService, base: str) -> list[str]:
+    """What builds of a process that died left: their directories (and mounts) under
+    `base`, and their `build-` snapshots. Call it before the first build of a process;
+    returns the snapshot keys removed. Blocking (palletd: on the storage thread)."""
+    remove_tree(base)
+    held_snaps, _ = held()
+    gone = []
+    for info in svc.snapshotter.walk():
+        if info.name.startswith(ACTIVE_PREFIX) and info.name not in held_snaps:
+            with contextlib.suppress(NotFound):
+                svc.snapshotter.remove(info.name)
+                gone.append(info.name)
+    return gone
+
+
+class Executor:
+    def __init__(self, svc: ImageService, workdir: str, runtime: Runtime,
+                 storage: Storage[Any] = direct, cancel: threading.Event | None = None
+                 ) -> None:
+        self.svc = svc
+        self.workdir = workdir
+        self.runtime = runtime
+        self.storage = storage
+        self.cancel = cancel or threading.Event()
+        # held until the build ends (`release`): its snapshots and layers in progress
+        self.snapshots: set[str] = set()
+        self.blobs: set[str] = set()
+
+    def hold(self, snapshot: str | None = None, blob: str | None = None) -> None:
+        s = {snapshot} if snapshot else set()
+        b = {blob} if blob else set()
+        HELD.add(s, b)
+        self.snapshots |= s
+        self.blobs |= b
+
+    def release(self) -> None:
+        HELD.remove(self.snapshots, self.blobs)
+        self.snapshots, self.blobs = set(), set()
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def _prepare(self, image: ResolvedImage | None, key: str, view: bool = False
+                 ) -> tuple[list[Mount], str | None]:
+        """Unpack the image and make snapshot `key` over its top layer, in one storage
+        call (so no collection runs between the two and takes the parent away)."""
+        svc = self.svc
+        self.hold(snapshot=key)
+
+        def work() -> tuple[list[Mount], str | None]:
+            parent = None
+            if image is not None and image.layers:
+                parent = unpack(svc.content, svc.snapshotter, image)
+            make = svc.snapshotter.view if view else svc.snapshotter.prepare
+            return make(key, parent, {LABEL_BUILD: key}), parent
+
+        return self.storage(work)
+
+    def _remove(self, key: str) -> None:
+        sn = self.svc.snapshotter
+
+        def work() -> None:
+            with contextlib.suppress(NotFound):
+                sn.remove(key)
+        self.storage(work)
+
+    @contextlib.contextmanager
+    def view(self, image: ResolvedImage | None) -> Iterator[str]:
+        """A read-only mount of an image's root filesystem (COPY --from)."""
+        key = f"{ACTIVE_PREFIX}view-{uuid.uuid4().hex[:16]}"
+        path = os.path.join(self.workdir, key, "rootfs")
+        os.makedirs(path)
+        try:
+            if image is None or not image.layers:
+                yield path  # FROM scratch: nothing to see
+                return
+            mounts, _ = self._prepare(image, key, view=True)
+            try:
+                mount_all(mounts, path)
+                try:
+                    yield path
+                finally:
+                    unmount(path)
+            finally:
+                self._remove(key)
+        finally:
+            remove_tree(os.path.dirname(path))
+
+    def layer_step(self, image: ResolvedImage | None, diff_ids: list[Any],
+                   work: Callable[[str, str], None]) -> LayerInfo | None:
+        """Run `work(rootfs, step_dir)` on a new snapshot of `image`; the changes as a
+        committed layer, or None when nothing changed."""
+        from pallet.oci.image import chain_ids
+
+        sn = self.svc.snapshotter
+        key = f"{ACTIVE_PREFIX}{uuid.uuid4().hex[:16]}"
+        step_dir = os.path.join(self.workdir, key)
+        rootfs = os.path.join(step_dir, "rootfs")
+        committed = False
+        try:
+            mounts, parent = self._prepare(image, key)
+            mount_all(mounts, rootfs)
+            try:
+                work(rootfs, step_dir)
+            finally:
+                unmount(rootfs)
+
+            def commit() -> LayerInfo | None:
+                layer, entries = self._diff(mounts, parent)
+                if entries == 0:
+                    return None
+                chain = str(chain_ids([*diff_ids, layer.diff_id])[-1])
+                self.hold(snapshot=chain, blob=str(layer.digest))
+                try:
+                    sn.commit(chain, key)
+                except AlreadyExists:
+                    sn.remove(key)  # the same layer was committed before: keep that one
+                return layer
+
+            layer = self.storage(commit)
+            committed = layer is not None
+            return layer
+        finally:
+            if not committed:
+                self._remove(key)
+            remove_tree(step_dir)
+
+    def _diff(self, mounts: list[Mount], parent: str | None) -> tuple[LayerInfo, int]:
+        m = mounts[0]
+        if m.type == "overlay":
+            upper = m.option("upperdir")
+            assert upper is not None
+
+            def produce(tw: TarWriter) -> None:
+                tar_overlay_upper(upper, tw)
+        elif parent is None:
+            def produce(tw: TarWriter) -> None:
+                tar_dir(m.source, tw)
+        else:
+            lower = self.svc.snapshotter.fs_path(parent)
+
+            def produce(tw: TarWriter) -> None:
+                tar_changes(lower, m.source, tw)
+        counted: list[int] = []
+
+        def counting(tw: TarWriter) -> None:
+            produce(tw)
+            counted.append(len(tw.tf.members))
+
+        info = commit_layer(self.svc.content, counting)
+        return info, counted[0]
+
+    # --- RUN ----------------------------------------------------------------------------
+
+    def run(self, req: RunRequest, rootfs: str, step_dir: str, cid: str,
+            out: Callable[[str], None]) -> int:
+        """Run `req.argv` in the mounted `rootfs` to its end; output lines go to `out`."""
+        cfg = ImageConfig.from_dict(req.config.to_dict())
+        cfg.config.Entrypoint = None  # RUN never goes through the entrypoint
+        spec = runtime_config(cfg, rootfs, args=req.argv, extra_env=req.env)
+        proc = spec["process"]
+        proc["capabilities"] = {k: list(DOCKER_DEFAULT_CAPS)
+                                for k in ("bounding", "effective", "permitted")}
+        proc["noNewPrivileges"] = False
+        spec["hostname"] = cid[:12]
+        spec["root"] = {"path": rootfs, "readonly": False}
+        linux = spec["linux"]
+        linux["resources"] = {"devices": [dict(r) for r in DOCKER_DEVICE_RULES]}
+        linux["cgroupsPath"] = f"/pallet-build/{cid}"
+        from pallet.oci.seccomp_default import docker_default
+
+        linux["seccomp"] = docker_default()
+        if req.network == "host":
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+            for f in ("/etc/resolv.conf", "/etc/hosts"):
+                if os.path.exists(f):
+                    spec["mounts"].append({"destination": f, "type": "bind", "source": f,
+                                           "options": ["rbind", "ro"]})
+        # Mount points the runtime has to create are not the command's changes: note what
+        # is missing now, and take away afterwards what is still empty.
+        created = [m["destination"] for m in spec["mounts"]
+                   if not os.path.lexists(resolve_in_root(rootfs, m["destination"]))]
+        os.makedirs(resolve_in_root(rootfs, proc["cwd"]), exist_ok=True)
+        with open(os.path.join(step_dir, "config.json"), "w") as f:
+            json.dump(spec, f)
+        try:
+            return self._runtime_run(step_dir, cid, out)
+        finally:
+            for dest in reversed(created):
+                _remove_if_empty(resolve_in_root(rootfs, dest))
+
+    def _runtime_run(self, bundle: str, cid: str, out: Callable[[str], None]) -> int:
+        rt = self.runtime
+        os.makedirs(rt.root, exist_ok=True)
+        p = subprocess.Popen([rt.path, "--root", rt.root, "run", "--bundle", bundle, cid],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, cwd=bundle)
+        assert p.stdout is not None
+        fd = p.stdout.fileno()
+        buf = b""
+        killed = 0.0
+        try:
+            while True:
+                # again now and then: a cancel can come before the container exists
+                if self.cancel.is_set() and time.monotonic() - killed > 0.5:
+                    self._runtime("kill", cid, "KILL")
+                    killed = time.monotonic()
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if not ready:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    out(line.decode(errors="replace") + "\n")
+            if buf:
+                out(buf.decode(errors="replace") + "\n")
+            code = p.wait()
+        finally:
+            p.stdout.close()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            self._runtime("delete", "--force", cid)
+        if killed:
+            raise Cancelled("the build was cancelled")
+        return code
+
+    def _runtime(self, *argv: str) -> None:
+        rt = self.runtime
+        subprocess.run([rt.path, "--root", rt.root, *argv], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("the build was cancelled")
+
+
+def _remove_if_empty(path: str) -> None:
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        elif os.path.isfile(path) and not os.path.islink(path) and \
+                os.path.getsize(path) == 0:
+            os.unlink(path)
+
+
+def error_for(code: int, created_by: str) -> PalletError:
+    return CommandFailed(f"The command '{created_by}' returned a non-zero code: {code}", code)
