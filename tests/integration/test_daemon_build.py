@@ -606,3 +606,36 @@ def test_a_dead_palletds_build_leftovers_are_cleaned(palletd, ctx, tmp_path):
     write(ctx, {"Dockerfile": "FROM busybox\nRUN true\n"})
     assert build(palletd, str(ctx)).returncode == 0
     no_leftovers(palletd)
+
+
+def test_run_limits_and_hosts(palletd, ctx):
+    write(ctx, {"Dockerfile": """\
+FROM busybox
+RUN grep -wE 'myhost|other' /etc/hosts > /hosts; echo 6.6.6.6 junk >> /etc/hosts; \\
+    df -k /dev/shm | tail -1 | awk '{print $2}' > /shm; \\
+    m=/sys/fs/cgroup/memory; p=$m$(grep :memory: /proc/self/cgroup | cut -d: -f3); \\
+    for f in $p/memory.limit_in_bytes $m/memory.limit_in_bytes; do \\
+        [ -e $f ] && cat $f && break; done > /mem
+"""})
+    p = build(palletd, "-t", "limits:1", "--memory", "64m", "--shm-size", "16m",
+              "--add-host", "myhost:10.1.2.3", str(ctx))
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = palletd.docker("run", "--rm", "limits:1", "cat", "/hosts", "/shm", "/mem",
+                         check=True).stdout.split("\n")
+    assert out[:3] == ["10.1.2.3\tmyhost", "16384", str(64 << 20)]
+    from pallet.images.service import ImageService
+
+    svc = ImageService(palletd.root)
+    try:
+        svc.unpack_to_dir("limits:1", str(ctx / "unpacked"))
+    finally:
+        svc.close()
+    # the step's /etc/hosts (and what the RUN wrote to it) is not part of the image
+    assert not (ctx / "unpacked" / "etc" / "hosts").exists()
+    assert (ctx / "unpacked" / "mem").exists()
+    p = palletd.pallet("build", "-m", "32m", "--add-host", "other:10.9.9.9", "--no-cache",
+                       "-t", "limits:2", str(ctx), timeout=180)
+    assert p.returncode == 0, p.stderr
+    out = palletd.docker("run", "--rm", "limits:2", "cat", "/hosts", "/mem",
+                         check=True).stdout.split("\n")
+    assert out[:2] == ["10.9.9.9\tother", str(32 << 20)]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pallet.build import dockerfile as df
 from pallet.build.cache import BuildCache, cache_key
 from pallet.build.context import Context, Owner, copy_into, extract_tar, is_archive
-from pallet.build.executor import Executor, RunRequest, error_for
+from pallet.build.executor import Executor, RunLimits, RunRequest, error_for
 from pallet.build.shell import expand
 from pallet.content.labels import GC_REF_CONTENT, GC_ROOT
 from pallet.content.local import write_blob
@@ -65,7 +65,7 @@ class BuildOptions:
     no_cache: bool = False
     target: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
-    network: str = "none"        # RUN's network: none, or host
+    run: RunLimits = field(default_factory=RunLimits)  # RUN's network and limits
 
 
 @dataclass
@@ -569,7 +569,7 @@ class Builder:
                 f"{k}={v}" for k, v in sorted(run_args.items())) + " " + shown
         req = RunRequest(st.image.config, argv,
                          [f"{k}={v}" for k, v in {**run_args, **proxies}.items()],
-                         self.opts.network)
+                         self.opts.run)
 
         def work(rootfs: str, step_dir: str) -> None:
             cid = secrets.token_hex(32)

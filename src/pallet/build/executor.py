@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pallet.build.cache import ACTIVE_PREFIX
@@ -50,6 +50,7 @@ from pallet.snapshots.api import Mount
 T = TypeVar("T")
 Storage = Callable[[Callable[[], T]], T]
 LABEL_BUILD = "io.pallet.build"
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 MNT_DETACH = 2
 
 
@@ -117,11 +118,21 @@ class Runtime:
 
 
 @dataclass
+class RunLimits:
+    """What `docker build` lets a client set for its RUN steps."""
+
+    network: str = "none"                 # "none" or "host"
+    resources: dict[str, Any] = field(default_factory=dict)  # linux.resources: memory, cpu
+    shm_size: int | None = None           # bytes of /dev/shm
+    extra_hosts: list[str] = field(default_factory=list)     # "name:ip", for /etc/hosts
+
+
+@dataclass
 class RunRequest:
     config: ImageConfig          # the step's image config: Env, User, WorkingDir
     argv: list[str]
     env: list[str]               # build args RUN sees, after the config's Env
-    network: str                 # "none" or "host"
+    limits: RunLimits
 
 
 def mount_all(mounts: list[Mount], target: str) -> None:
@@ -328,17 +339,33 @@ class Executor:
         spec["hostname"] = cid[:12]
         spec["root"] = {"path": rootfs, "readonly": False}
         linux = spec["linux"]
-        linux["resources"] = {"devices": [dict(r) for r in DOCKER_DEVICE_RULES]}
+        lim = req.limits
+        linux["resources"] = {**lim.resources,
+                              "devices": [dict(r) for r in DOCKER_DEVICE_RULES]}
         linux["cgroupsPath"] = f"/pallet-build/{cid}"
         from pallet.oci.seccomp_default import docker_default
 
         linux["seccomp"] = docker_default()
-        if req.network == "host":
+        if lim.shm_size:
+            for m in spec["mounts"]:
+                if m["destination"] == "/dev/shm":
+                    m["options"] = [o for o in m.get("options", [])
+                                    if not o.startswith("size=")] + [f"size={lim.shm_size}"]
+        hosts = LOCALHOST
+        if lim.network == "host":
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
-            for f in ("/etc/resolv.conf", "/etc/hosts"):
-                if os.path.exists(f):
-                    spec["mounts"].append({"destination": f, "type": "bind", "source": f,
-                                           "options": ["rbind", "ro"]})
+            if os.path.exists("/etc/resolv.conf"):
+                spec["mounts"].append(_bind("/etc/resolv.conf", "/etc/resolv.conf", ro=True))
+            with contextlib.suppress(OSError), open("/etc/hosts") as f:
+                hosts = f.read()
+        # As docker's build containers: a hosts file of the step's own, writable, whose
+        # changes do not become part of the image.
+        for entry in lim.extra_hosts:
+            name, _, ip = entry.partition(":")
+            hosts += f"{ip}\t{name}\n"
+        with open(os.path.join(step_dir, "hosts"), "w") as f:
+            f.write(hosts)
+        spec["mounts"].append(_bind(os.path.join(step_dir, "hosts"), "/etc/hosts", ro=False))
         # Mount points the runtime has to create are not the command's changes: note what
         # is missing now, and take away afterwards what is still empty.
         created = [m["destination"] for m in spec["mounts"]
@@ -399,6 +426,11 @@ class Executor:
     def check_cancel(self) -> None:
         if self.cancel.is_set():
             raise Cancelled("the build was cancelled")
+
+
+def _bind(source: str, dest: str, *, ro: bool) -> dict[str, Any]:
+    return {"destination": dest, "type": "bind", "source": source,
+            "options": ["rbind", "ro" if ro else "rw"]}
 
 
 def _remove_if_empty(path: str) -> None:

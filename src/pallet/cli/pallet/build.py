@@ -15,6 +15,7 @@ from urllib.parse import quote
 import click
 
 from pallet.cli.pallet.containers import CMD, client
+from pallet.cli.pallet.fmt import parse_size
 from pallet.errors import InvalidArgument, SystemError_
 
 
@@ -73,12 +74,17 @@ def _lines(resp: Any) -> Any:
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="a label for the image")
 @click.option("--network", default=None, help="RUN's network: none (default) or host")
+@click.option("-m", "--memory", default=None, help="RUN's memory limit (e.g. 256m)")
+@click.option("--shm-size", default=None, help="size of RUN's /dev/shm (e.g. 64m)")
+@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP",
+              help="a line for RUN's /etc/hosts")
 @click.option("--runtime", default=None, help="OCI runtime for RUN [palletd's default]")
 @click.argument("path")
 @click.pass_context
 def build_cmd(ctx: click.Context, tags: tuple[str, ...], dockerfile: str | None,
               build_args: tuple[str, ...], no_cache: bool, target: str | None, quiet: bool,
-              labels: tuple[str, ...], network: str | None, runtime: str | None,
+              labels: tuple[str, ...], network: str | None, memory: str | None,
+              shm_size: str | None, add_hosts: tuple[str, ...], runtime: str | None,
               path: str) -> None:
     """Build an image from a Dockerfile (through palletd)."""
     args: dict[str, str | None] = {}
@@ -95,6 +101,9 @@ def build_cmd(ctx: click.Context, tags: tuple[str, ...], dockerfile: str | None,
                                   "buildargs": args or None, "nocache": no_cache or None,
                                   "target": target, "q": quiet or None,
                                   "labels": label_map or None, "networkmode": network,
+                                  "memory": parse_size(memory) if memory else None,
+                                  "shmsize": parse_size(shm_size) if shm_size else None,
+                                  "extrahosts": ",".join(add_hosts) or None,
                                   "runtime": runtime}
         conn = c._conn()
         # `t` repeats, one per tag, as docker sends it

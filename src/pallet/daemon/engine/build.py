@@ -28,11 +28,12 @@ from pallet.build.context import extract_tar
 from pallet.build.executor import (
     CommandFailed,
     Executor,
+    RunLimits,
     Runtime,
     remove_stale,
     remove_tree,
 )
-from pallet.daemon.engine.common import daemon, qbool, reply, send_json, stream_json
+from pallet.daemon.engine.common import daemon, qbool, qint, reply, send_json, stream_json
 from pallet.errors import InvalidArgument, PalletError
 from pallet.images import reference
 from pallet.oci.image import Platform
@@ -75,7 +76,27 @@ def _options(request: web.Request) -> BuildOptions:
         build_args=_json_map(request, "buildargs"), no_cache=qbool(request, "nocache"),
         target=q.get("target") or None,
         labels={str(k): str(v) for k, v in _json_map(request, "labels").items()},
-        network=NETWORKS[network])
+        run=_limits(request, NETWORKS[network]))
+
+
+def _limits(request: web.Request, network: str) -> RunLimits:
+    """RUN's resources, as docker's query parameters name them."""
+    res: dict[str, Any] = {}
+    memory, swap = qint(request, "memory"), qint(request, "memswap")
+    if memory:
+        res["memory"] = {"limit": memory, **({"swap": swap} if swap else {})}
+    cpu = {key: v for key, name in (("shares", "cpushares"), ("period", "cpuperiod"),
+                                    ("quota", "cpuquota"))
+           if (v := qint(request, name))}
+    if request.query.get("cpusetcpus"):
+        cpu["cpus"] = request.query["cpusetcpus"]
+    if cpu:
+        res["cpu"] = cpu
+    hosts = [h for v in request.query.getall("extrahosts", []) for h in v.split(",") if h]
+    for h in hosts:
+        if ":" not in h:
+            raise InvalidArgument(f"invalid extra host {h!r}: want name:ip")
+    return RunLimits(network, res, qint(request, "shmsize") or None, hosts)
 
 
 def _message(e: BaseException) -> dict[str, Any]:
