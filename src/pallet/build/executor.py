@@ -304,6 +304,7 @@ class Executor:
         if m.type == "overlay":
             upper = m.option("upperdir")
             assert upper is not None
+            prune_copied_up_dirs(upper, (m.option("lowerdir") or "").split(":"))
 
             def produce(tw: TarWriter) -> None:
                 tar_overlay_upper(upper, tw)
@@ -426,6 +427,37 @@ class Executor:
     def check_cancel(self) -> None:
         if self.cancel.is_set():
             raise Cancelled("the build was cancelled")
+
+
+def prune_copied_up_dirs(upper: str, lowers: list[str]) -> None:
+    """Take out of an overlay upperdir the directories that carry no change: empty, not
+    opaque, and the same (type, mode, owner, xattrs) as in the lower layers. overlayfs
+    copies a directory up as soon as an entry in it is created, even one deleted again
+    (a mount point the runtime made, a temporary file), and the layer should not hold it."""
+    from pallet.images.diff import layer_xattrs
+    from pallet.images.fsview import OPAQUE_XATTR
+
+    def same(st: os.stat_result, path: str, rel: str) -> bool:
+        for low in lowers:
+            lp = os.path.join(low, rel)
+            try:
+                lst = os.lstat(lp)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return (lst.st_mode, lst.st_uid, lst.st_gid) == (st.st_mode, st.st_uid,
+                                                            st.st_gid) \
+                and layer_xattrs(lp) == layer_xattrs(path)
+        return False
+
+    for dirpath, _dirs, _files in os.walk(upper, topdown=False):
+        if dirpath == upper or os.listdir(dirpath):
+            continue
+        with contextlib.suppress(OSError):
+            if os.getxattr(dirpath, OPAQUE_XATTR, follow_symlinks=False) == b"y":
+                continue
+        st = os.lstat(dirpath)
+        if same(st, dirpath, os.path.relpath(dirpath, upper)):
+            os.rmdir(dirpath)
 
 
 def _bind(source: str, dest: str, *, ro: bool) -> dict[str, Any]:

@@ -32,7 +32,8 @@ _BUF = 1 << 20
 _SKIP_XATTR = ("trusted.overlay.", "user.overlay.")
 
 
-def _xattrs(path: str) -> dict[str, bytes]:
+def layer_xattrs(path: str) -> dict[str, bytes]:
+    """The xattrs of `path` that belong in a layer (not overlayfs' own), by name."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError as e:
@@ -64,7 +65,7 @@ class TarWriter:
         ti.uid, ti.gid = st.st_uid, st.st_gid
         ti.uname = ti.gname = ""
         ti.mtime = int(st.st_mtime)
-        for k, v in _xattrs(host).items():
+        for k, v in layer_xattrs(host).items():
             ti.pax_headers["SCHILY.xattr." + k] = v.decode("utf-8", "surrogateescape")
         fmt = stat.S_IFMT(st.st_mode)
         if fmt == stat.S_IFREG:
@@ -149,14 +150,14 @@ def _changed(lower: str, lst: os.stat_result, upper: str, ust: os.stat_result) -
         return True
     if stat.S_ISDIR(ust.st_mode):
         # a directory's mtime moves whenever a child changes; the children say what changed
-        return _xattrs(lower) != _xattrs(upper)
+        return layer_xattrs(lower) != layer_xattrs(upper)
     if stat.S_ISLNK(ust.st_mode):
         return os.readlink(lower) != os.readlink(upper)
     if stat.S_ISCHR(ust.st_mode) or stat.S_ISBLK(ust.st_mode):
         return lst.st_rdev != ust.st_rdev
     # containerd's rule for regular files: size and mtime (copies keep mtimes exactly)
     return (lst.st_size, lst.st_mtime_ns) != (ust.st_size, ust.st_mtime_ns) or \
-        _xattrs(lower) != _xattrs(upper)
+        layer_xattrs(lower) != layer_xattrs(upper)
 
 
 def tar_changes(lower: str, upper: str, tw: TarWriter) -> None:
