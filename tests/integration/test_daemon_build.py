@@ -145,6 +145,7 @@ def test_multi_step_build_run_and_cache(palletd, ctx):
 
 def test_history_and_image_documents(palletd, ctx):
     write(ctx, {"Dockerfile": "FROM busybox\nRUN true\nSTOPSIGNAL SIGINT\n"
+                "RUN mkdir -p /tmp/t/u && touch /tmp/t/u/f && rm -r /tmp/t\n"
                 "HEALTHCHECK --interval=5s CMD true\nVOLUME /data\n"
                 "ONBUILD RUN echo triggered > /onbuild\nENTRYPOINT [\"echo\"]\n"})
     p = build(palletd, "-t", "meta:1", str(ctx))
@@ -168,6 +169,8 @@ def test_history_and_image_documents(palletd, ctx):
                            "meta:1", check=True).stdout.splitlines()
     assert shown[0].startswith('/bin/sh -c #(nop)  ENTRYPOINT ["echo"]|0B')
     assert "/bin/sh -c true|0B" in shown
+    # a file made and removed again leaves no layer (its copied-up parents are pruned)
+    assert "/bin/sh -c mkdir -p /tmp/t/u && touch /tmp/t/u/f && rm -r /tmp/t|0B" in shown
     assert len(shown) == len(hist)
     assert len(r.config.diff_ids) == len([h for h in r.config.history or []
                                           if not h.empty_layer])
