@@ -97,9 +97,8 @@ def build_cmd(ctx: click.Context, tags: tuple[str, ...], dockerfile: str | None,
         name = _context(path, dockerfile, body)
         size = body.tell()
         body.seek(0)
-        params: dict[str, Any] = {"dockerfile": name, "t": list(tags) or None,
-                                  "buildargs": args or None, "nocache": no_cache or None,
-                                  "target": target, "q": quiet or None,
+        params: dict[str, Any] = {"dockerfile": name, "buildargs": args or None,
+                                  "nocache": no_cache or None, "target": target, "q": quiet or None,
                                   "labels": label_map or None, "networkmode": network,
                                   "memory": parse_size(memory) if memory else None,
                                   "shmsize": parse_size(shm_size) if shm_size else None,
@@ -107,7 +106,7 @@ def build_cmd(ctx: click.Context, tags: tuple[str, ...], dockerfile: str | None,
                                   "runtime": runtime}
         conn = c._conn()
         # `t` repeats, one per tag, as docker sends it
-        url = c.url("/build", {k: v for k, v in params.items() if k != "t"})
+        url = c.url("/build", params)
         url += "".join(("&" if "?" in url else "?") + "t=" + quote(t, safe="") for t in tags)
         conn.request("POST", url, body=body, headers={
             "Content-Type": "application/x-tar", "Content-Length": str(size)})
