@@ -99,6 +99,15 @@ def _limits(request: web.Request, network: str) -> RunLimits:
     return RunLimits(network, res, qint(request, "shmsize") or None, hosts)
 
 
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
 def _message(e: BaseException) -> dict[str, Any]:
     msg = str(e) if isinstance(e, PalletError) else f"{type(e).__name__}: {e}"
     detail: dict[str, Any] = {"message": msg}
@@ -165,11 +174,20 @@ async def build(request: web.Request) -> web.StreamResponse:
             cache.close()
             remove_tree(workdir)
 
-    def finished(_f: Any) -> None:
+    fut: asyncio.Future[BuildResult] = loop.create_future()
+
+    def thread() -> None:
+        # A thread of its own, not the loop's default executor: a long build must not
+        # hold a worker that shims and other handlers wait for.
+        try:
+            res = work()
+        except BaseException as e:
+            loop.call_soon_threadsafe(_settle, fut, None, e)
+        else:
+            loop.call_soon_threadsafe(_settle, fut, res, None)
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    fut = loop.run_in_executor(None, work)
-    fut.add_done_callback(finished)
+    threading.Thread(target=thread, name="build", daemon=True).start()
     resp = await stream_json(request)
     try:
         while (msg := await queue.get()) is not None:
@@ -192,8 +210,10 @@ async def build(request: web.Request) -> web.StreamResponse:
                     await send_json(resp, {"stream": f"Successfully tagged {name}\n"})
         await resp.write_eof()
     finally:
-        # a client that went away (or a cancelled handler) stops the build
+        # a client that went away (or a cancelled handler) stops the build; its outcome
+        # is then nobody's to read
         cancel.set()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
     return resp
 
 
