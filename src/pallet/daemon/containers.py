@@ -34,6 +34,8 @@ from pallet.daemon.config import Config
 from pallet.daemon.events import Events
 from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
+from pallet.daemon.networks import Networks
+from pallet.daemon.sandbox import Sandboxes
 from pallet.daemon.shims import LaunchSpec, Shim, launch
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.streams import Client, pump
@@ -121,8 +123,11 @@ class Container:
 
 class Containers:
     def __init__(self, cfg: Config, store: ContainerStore, images: Images, events: Events,
-                 storage: ThreadPoolExecutor) -> None:
+                 storage: ThreadPoolExecutor, networks: Networks) -> None:
         self.cfg = cfg
+        self.networks = networks
+        self.sandboxes = Sandboxes(networks, self.get, lambda: [
+            c for c in self.by_id.values() if c.running])
         self.store = store
         self.images = images
         self.events = events
@@ -263,6 +268,10 @@ class Containers:
         cfg.setdefault("Hostname", "")
         cfg["Image"] = image_ref
 
+        if not cfg.get("ExposedPorts") and icfg.config.ExposedPorts:
+            cfg["ExposedPorts"] = dict(icfg.config.ExposedPorts)
+        net = {"Id": "", "HostConfig": host, "Config": cfg}
+        self.sandboxes.configure(net, body.get("NetworkingConfig"))
         cid = secrets.token_hex(32)
         cfg["Hostname"] = cfg["Hostname"] or cid[:12]
         top: str = await self.blocking(self._prepare_snapshot, image_ref, resolved, cid)
@@ -285,6 +294,7 @@ class Containers:
             "HostConfig": host, "Config": cfg,
             "_Snapshot": cid, "_Parent": top, "_ImageConfig": icfg.to_dict(),
             "_ImageName": img.name, "_ManuallyStopped": False,
+            "NetworkSettings": net["NetworkSettings"], "_Ifnames": {},
         }
         c = Container(rec)
         try:
@@ -337,10 +347,12 @@ class Containers:
             except OSError:
                 break
 
-    def _write_bundle(self, c: Container) -> dict[str, Any]:
+    def _write_bundle(self, c: Container, netns_path: str | None,
+                      etc: dict[str, str]) -> dict[str, Any]:
         rootfs = self._mount_rootfs(c)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
-        spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id))
+        spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id),
+                           netns_path=netns_path, etc=etc)
         spec["root"]["path"] = rootfs
         path = os.path.join(self.cfg.bundle_dir(c.id), "config.json")
         import json
@@ -387,14 +399,17 @@ class Containers:
             raise
 
     async def _start_steps(self, c: Container) -> None:
+        if "NetworkSettings" not in c.rec:  # a record from before networks
+            self.sandboxes.configure(c.rec, None)
+        netns_path, etc = await self.sandboxes.up(c, self.cfg.container_dir(c.id))
         try:
-            await self.blocking(self._write_bundle, c)
-        except PalletError:
+            await self.blocking(self._write_bundle, c, netns_path, etc)
+        except (PalletError, OSError) as e:
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
+            if isinstance(e, OSError):
+                raise SystemError_(f"preparing the bundle: {e}") from None
             raise
-        except OSError as e:
-            await self.blocking(self._unmount_rootfs, c)
-            raise SystemError_(f"preparing the bundle: {e}") from None
         runtime_name, runtime = self.cfg.runtime_path(c.rec["HostConfig"].get("Runtime"))
         shim_dir = self.cfg.shim_dir(c.id)
         shutil.rmtree(shim_dir, ignore_errors=True)
@@ -409,6 +424,7 @@ class Containers:
                                                        c.id + ".log"))
         except PalletError as e:
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
             c.state.update(Error=str(e), ExitCode=128)
             self.save(c)
             raise SystemError_(f"failed to create task for container: {e}") from None
@@ -430,6 +446,7 @@ class Containers:
             await asyncio.get_running_loop().run_in_executor(None, shim.reap)
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
             c.state.update(Error=str(e), ExitCode=128)
             self.save(c)
             raise SystemError_(f"failed to start container: {e}") from None
@@ -437,6 +454,7 @@ class Containers:
                        ExitCode=0, Error="", StartedAt=st.get("started_at") or now_rfc3339())
         c.started_mono = time.monotonic()
         self.save(c)
+        await self.sandboxes.announce(c)
         self.publish(c, "start")
         c.monitor = self.spawn(self._monitor(c, shim))
 
@@ -482,6 +500,8 @@ class Containers:
             await asyncio.get_running_loop().run_in_executor(None, shim.reap)
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)
+            c.state.update(Running=False)  # peers' hosts files drop it now
+            await self.sandboxes.down(c)
             for fut, _ in c.pending_attach:
                 if not fut.done():
                     fut.cancel()
@@ -628,6 +648,7 @@ class Containers:
             if c.id not in self.by_id:
                 return
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
             await self.blocking(self._remove_snapshot, c.rec["_Snapshot"])
             for d in (self.cfg.container_dir(c.id), self.cfg.bundle_dir(c.id),
                       self.cfg.shim_dir(c.id)):
@@ -683,6 +704,11 @@ class Containers:
                 await self._recover_one(c)
             except Exception:
                 log.exception("recovering container %s", c.id[:12])
+        # attachments of containers that died with the daemon down (or never were
+        # recorded: a crash mid-start) are released
+        running = {c.id for c in self.by_id.values() if c.running}
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.networks.release_stale, running)
 
     async def _recover_one(self, c: Container) -> None:
         st = c.state
@@ -741,9 +767,6 @@ class Containers:
                           "Destination": b.split(":")[1], "Mode": "",
                           "RW": not b.endswith(":ro"), "Propagation": "rprivate"}
                          for b in c.rec["HostConfig"].get("Binds") or []]
-        out["NetworkSettings"] = {"Bridge": "", "SandboxID": "", "HairpinMode": False,
-                                  "Ports": {}, "SandboxKey": "", "IPAddress": "",
-                                  "Gateway": "", "MacAddress": "", "Networks": {}}
         return out
 
     def summary(self, c: Container) -> dict[str, Any]:
@@ -752,11 +775,12 @@ class Containers:
         return {
             "Id": c.id, "Names": ["/" + c.name], "Image": cfg.get("Image", ""),
             "ImageID": c.rec["Image"], "Command": " ".join(argv),
-            "Created": int(parse_time(c.rec["Created"])), "Ports": [],
+            "Created": int(parse_time(c.rec["Created"])), "Ports": summary_ports(c.rec),
             "Labels": cfg.get("Labels") or {}, "State": c.state["Status"],
             "Status": status_text(c.state), "SizeRw": None,
             "HostConfig": {"NetworkMode": c.rec["HostConfig"].get("NetworkMode", "default")},
-            "NetworkSettings": {"Networks": {}}, "Mounts": [],
+            "NetworkSettings": {"Networks": (c.rec.get("NetworkSettings") or {}).get(
+                "Networks") or {}}, "Mounts": [],
         }
 
     def list(self, all_: bool, filters: dict[str, list[str]], limit: int = -1
@@ -795,6 +819,20 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         if values and not any(check(v) for v in values):
             return False
     return True
+
+
+def summary_ports(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """`docker ps`'s PORTS: published mappings, and exposed ports that are not."""
+    out: list[dict[str, Any]] = []
+    ports = (rec.get("NetworkSettings") or {}).get("Ports") or {}
+    for key, binds in ports.items():
+        port, _, proto = key.partition("/")
+        if not binds:
+            out.append({"PrivatePort": int(port), "Type": proto})
+        for b in binds or []:
+            out.append({"IP": b["HostIp"], "PrivatePort": int(port),
+                        "PublicPort": int(b["HostPort"]), "Type": proto})
+    return out
 
 
 def status_text(st: dict[str, Any]) -> str:

@@ -26,11 +26,13 @@ from pallet.daemon.containers import Container, Containers
 from pallet.daemon.engine import containers as e_containers
 from pallet.daemon.engine import exec as e_exec
 from pallet.daemon.engine import images as e_images
+from pallet.daemon.engine import networks as e_networks
 from pallet.daemon.engine import system as e_system
 from pallet.daemon.engine.common import DAEMON
 from pallet.daemon.events import Events
 from pallet.daemon.execs import Execs
 from pallet.daemon.images import Images
+from pallet.daemon.networks import Networks
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.version import API_VERSION, MIN_API_VERSION, parse
 from pallet.errors import PalletError, Unavailable, http_status
@@ -56,7 +58,10 @@ class Daemon:
         self.images = Images(ImageService(cfg.root, cfg.snapshotter))
         self.store = ContainerStore(os.path.join(cfg.root, "metadata", "containers.db"))
         self.events = Events()
-        self.containers = Containers(cfg, self.store, self.images, self.events, self.storage)
+        self.networks = Networks(cfg.root, cfg.exec_root, bridge=cfg.bridge,
+                                 subnet=cfg.bridge_subnet, plugin_dirs=cfg.cni_plugin_dirs)
+        self.containers = Containers(cfg, self.store, self.images, self.events, self.storage,
+                                     self.networks)
         self.execs = Execs(self.containers)
         self.node_id = self._node_id()
 
@@ -185,7 +190,7 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images):
+    for mod in (e_system, e_containers, e_exec, e_images, e_networks):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

@@ -231,8 +231,12 @@ def etc_files(cdir: str, hostname: str) -> dict[str, str]:
     return out
 
 
-def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> dict[str, Any]:
-    """The config.json of container `rec` (palletd's record) over the mounted `rootfs`."""
+def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str, *,
+          netns_path: str | None = None, etc: dict[str, str] | None = None
+          ) -> dict[str, Any]:
+    """The config.json of container `rec` (palletd's record) over the mounted `rootfs`;
+    `netns_path` is the network namespace to join, `etc` the /etc files to bind (both
+    from the container's sandbox)."""
     cfg, host = rec["Config"], rec["HostConfig"]
     argv = [rec["Path"], *rec["Args"]]
     spec = runtime_config(image, rootfs, args=argv, terminal=bool(cfg.get("Tty")),
@@ -285,6 +289,10 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
     linux["resources"] = resources(host)
     linux["cgroupsPath"] = f"/pallet/{rec['Id']}"
     drop_ns = set()
+    if netns_path:
+        for ns in linux["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = netns_path
     if host.get("NetworkMode") == "host":
         drop_ns.add("network")
     if host.get("PidMode") == "host":
@@ -302,9 +310,10 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
                 m["options"] = [o for o in m.get("options", []) if o != "ro"] + ["rw"]
 
-    etc = etc_files(cdir, hostname)
-    if host.get("NetworkMode") == "host":
-        etc["/etc/hosts"] = "/etc/hosts"
+    if etc is None:
+        etc = etc_files(cdir, hostname)
+        if host.get("NetworkMode") == "host":
+            etc["/etc/hosts"] = "/etc/hosts"
     spec["mounts"] += [_bind(src, dst) for dst, src in etc.items()]
     spec["mounts"] += binds(host)
     spec["annotations"] = {**spec.get("annotations", {}), "io.pallet.container.name":

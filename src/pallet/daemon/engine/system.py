@@ -1,5 +1,5 @@
 """/_ping, /version, /info, /events, /system/df, and the prune endpoints of resources
-palletd does not have yet (networks, volumes, build cache), answered empty."""
+palletd does not have yet (volumes, build cache), answered empty."""
 
 from __future__ import annotations
 
@@ -179,16 +179,8 @@ async def df(request: web.Request) -> web.Response:
 
 async def empty_prune(request: web.Request) -> web.Response:
     what = request.path.rstrip("/").split("/")[-2]
-    key = {"networks": "NetworksDeleted", "volumes": "VolumesDeleted",
-           "build": "CachesDeleted"}[what]
-    body: dict[str, Any] = {key: None}
-    if what != "networks":
-        body["SpaceReclaimed"] = 0
-    return reply(body)
-
-
-async def networks(request: web.Request) -> web.Response:
-    return reply([])
+    key = {"volumes": "VolumesDeleted", "build": "CachesDeleted"}[what]
+    return reply({key: None, "SpaceReclaimed": 0})
 
 
 async def volumes(request: web.Request) -> web.Response:
@@ -201,9 +193,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/info", info),
     ("GET", "/events", events),
     ("GET", "/system/df", df),
-    ("POST", "/networks/prune", empty_prune),
     ("POST", "/volumes/prune", empty_prune),
     ("POST", "/build/prune", empty_prune),
-    ("GET", "/networks", networks),
     ("GET", "/volumes", volumes),
 ]
