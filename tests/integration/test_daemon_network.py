@@ -257,3 +257,30 @@ def test_docker_py_networks_and_ports(palletd):
     finally:
         net.remove()
     client.close()
+
+
+def test_pallet_cli_networks_ports_and_dns(palletd):
+    port = free_port()
+    palletd.pallet("network", "create", "--subnet", "10.215.88.0/24", "--label", "k=v", "pnet",
+                   check=True)
+    try:
+        ls = palletd.pallet("network", "ls", "--format", "{{.Name}}", check=True).stdout
+        assert "pnet" in ls.split()
+        palletd.pallet("run", "-d", "--name", "pweb", "--network", "pnet", "--network-alias",
+                       "site", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c",
+                       HTTPD.format(name="pweb"), check=True)
+        assert fetch(f"http://127.0.0.1:{port}/") == "hello-from-pweb\n"
+        assert palletd.pallet("port", "pweb", "80", check=True).stdout.strip() == \
+            f"127.0.0.1:{port}"
+        ps = palletd.pallet("ps", "--format", "{{.Ports}}", check=True).stdout
+        assert f"127.0.0.1:{port}->80/tcp" in ps
+        p = palletd.pallet("run", "--rm", "--network", "pnet", "--add-host", "x.test:192.0.2.9",
+                           "busybox", "sh", "-c", "wget -qO- http://site/; grep x.test "
+                           "/etc/hosts", check=True)
+        assert "hello-from-pweb" in p.stdout and "192.0.2.9" in p.stdout
+        subnet = json.loads(palletd.pallet("network", "inspect", "pnet", check=True).stdout)[0]
+        assert subnet["IPAM"]["Config"][0]["Subnet"] == "10.215.88.0/24"
+    finally:
+        palletd.pallet("rm", "-f", "pweb")
+    palletd.pallet("network", "rm", "pnet", check=True)
+    assert "pnet" not in palletd.pallet("network", "ls").stdout

@@ -66,7 +66,18 @@ def _create_options(f: Any) -> Any:
         click.option("--pull", type=click.Choice(["missing", "always", "never"]),
                      default="missing", show_default=True, help="pull the image"),
         click.option("-v", "--volume", multiple=True, help="bind mount /host:/ctr[:ro]"),
-        click.option("--network", default=None, help="none (default) or host"),
+        click.option("--network", default=None,
+                     help="bridge (default), none, host, container:<name>, or a network"),
+        click.option("--network-alias", multiple=True, help="a name on the network"),
+        click.option("-p", "--publish", multiple=True,
+                     help="publish a port: [ip:][hostPort:]containerPort[/proto]"),
+        click.option("-P", "--publish-all", is_flag=True,
+                     help="publish every exposed port to a free host port"),
+        click.option("--expose", multiple=True, help="expose a port or a range"),
+        click.option("--dns", multiple=True, help="DNS servers"),
+        click.option("--dns-search", multiple=True, help="DNS search domains"),
+        click.option("--dns-option", multiple=True, help="DNS options"),
+        click.option("--add-host", multiple=True, help="an /etc/hosts entry (host:ip)"),
         click.option("--stop-signal", default=None, help="signal to stop the container"),
         click.option("--stop-timeout", type=int, default=None,
                      help="seconds to wait before killing on stop"),
@@ -111,6 +122,34 @@ def _ulimits(items: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
+def _network_options(host: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
+    """-p/-P/--expose/--dns*/--add-host into HostConfig; the exposed ports returned."""
+    from pallet.network import ports
+
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in o["publish"]:
+        try:
+            maps = ports.parse(spec)
+        except InvalidArgument as e:
+            raise click.BadParameter(str(e), param_hint="--publish") from None
+        for m in maps:
+            key = f"{m['containerPort']}/{m['protocol']}"
+            exposed[key] = {}
+            bindings.setdefault(key, []).append(
+                {"HostIp": m["hostIP"], "HostPort": str(m["hostPort"] or "")})
+    for spec in o["expose"]:
+        port, _, proto = spec.partition("/")
+        lo, _, hi = port.partition("-")
+        for n in range(int(lo), int(hi or lo) + 1):
+            exposed[f"{n}/{proto or 'tcp'}"] = {}
+    host.update({"PortBindings": bindings or None, "PublishAllPorts": o["publish_all"],
+                 "Dns": list(o["dns"]) or None, "DnsSearch": list(o["dns_search"]) or None,
+                 "DnsOptions": list(o["dns_option"]) or None,
+                 "ExtraHosts": list(o["add_host"]) or None})
+    return exposed
+
+
 def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, detach: bool
                 ) -> dict[str, Any]:
     attach = not detach
@@ -122,6 +161,7 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         "Runtime": o["runtime"] or "", "Binds": list(o["volume"]) or None,
         "NetworkMode": o["network"] or "default", "Ulimits": _ulimits(o["ulimit"]) or None,
     }
+    exposed = _network_options(host, o)
     if o["cpus"]:
         host["NanoCpus"] = int(o["cpus"] * 1e9)
     if o["memory"]:
@@ -137,6 +177,11 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         "Labels": dict(x.split("=", 1) if "=" in x else (x, "") for x in o["label"]),
         "HostConfig": host,
     }
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if o["network_alias"]:
+        body["NetworkingConfig"] = {"EndpointsConfig": {host["NetworkMode"]: {
+            "Aliases": list(o["network_alias"])}}}
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else [""]
     if o["stop_signal"]:
@@ -377,11 +422,24 @@ def _ps_row(s: dict[str, Any], trunc: bool) -> dict[str, Any]:
         "ID": s["Id"][:SHORT_ID] if trunc else s["Id"], "Image": s["Image"],
         "Command": f'"{cmd}"', "CreatedAt": time.strftime(
             "%Y-%m-%d %H:%M:%S %z %Z", time.localtime(s["Created"])),
-        "RunningFor": ago(s["Created"]), "Ports": "", "State": s["State"],
+        "RunningFor": ago(s["Created"]), "Ports": ports_text(s.get("Ports") or []),
+        "State": s["State"],
         "Status": s["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in s["Names"]),
         "Labels": ",".join(f"{k}={v}" for k, v in (s.get("Labels") or {}).items()),
         "Mounts": "", "Networks": "",
     }
+
+
+def ports_text(ports: list[dict[str, Any]]) -> str:
+    """docker ps's PORTS column: 127.0.0.1:8080->80/tcp, 443/tcp."""
+    out = []
+    for p in ports:
+        if p.get("PublicPort"):
+            out.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
+                       f"{p['PrivatePort']}/{p['Type']}")
+        else:
+            out.append(f"{p['PrivatePort']}/{p['Type']}")
+    return ", ".join(out)
 
 
 @click.command("ps", context_settings=CMD)

@@ -18,6 +18,8 @@ LAZY = {
     "push": "pallet.cli.pallet.transfer:push_cmd",
     "login": "pallet.cli.pallet.login:login_cmd",
     "logout": "pallet.cli.pallet.login:logout_cmd",
+    "network": "pallet.cli.pallet.network:network",
+    "port": "pallet.cli.pallet.network:port_cmd",
 }
 
 
