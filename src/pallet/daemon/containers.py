@@ -816,7 +816,9 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         check = checks.get(key)
         if check is None:
             raise InvalidArgument(f"invalid filter '{key}'")
-        if values and not any(check(v) for v in values):
+        # docker ANDs label filters and ORs the values of every other key
+        combine = all if key == "label" else any
+        if values and not combine(check(v) for v in values):
             return False
     return True
 

@@ -272,8 +272,12 @@ class Networks:
                 return True  # decided by the caller, who knows the containers
             raise InvalidArgument(f"invalid filter '{key}'")
 
+        def match(n: Network, key: str, values: list[str]) -> bool:
+            combine = all if key == "label" else any  # as docker: labels ANDed
+            return not values or combine(ok(n, key, v) for v in values)
+
         return [n for n in self.by_id.values()
-                if all(not vs or any(ok(n, k, v) for v in vs) for k, vs in filters.items())]
+                if all(match(n, k, vs) for k, vs in filters.items())]
 
     # --- a container's side ---------------------------------------------------------
 
