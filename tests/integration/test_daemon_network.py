@@ -44,6 +44,13 @@ def cni_cache(palletd) -> list[str]:
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
+def released(palletd) -> None:
+    """Every CNI attachment released and every netns unpinned (DEL runs just after the
+    exit, in the background)."""
+    palletd.wait_for(lambda: cni_cache(palletd) == [] and os.listdir(
+        os.path.join(palletd.exec_root, "netns")) == [], what="CNI DEL")
+
+
 def link_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", "dev", name],
                           capture_output=True).returncode == 0
@@ -67,8 +74,7 @@ def test_default_bridge_gives_an_address_and_a_way_to_the_gateway(palletd):
     assert ipaddress.ip_interface(addr).ip in subnet
     assert "reach" in p.stdout
     assert f"{addr.split('/')[0]}\t" in p.stdout  # its own name in its hosts file
-    assert cni_cache(palletd) == []  # --rm: DEL ran, the cached result is gone
-    assert os.listdir(os.path.join(palletd.exec_root, "netns")) == []
+    released(palletd)  # --rm: DEL ran, the cached result is gone
 
 
 def test_inspect_shows_the_address_while_running_only(palletd):
@@ -82,13 +88,13 @@ def test_inspect_shows_the_address_while_running_only(palletd):
         palletd.docker("stop", "-t", "0", "insp", check=True)
         st = palletd.inspect("insp")["NetworkSettings"]
         assert st["Networks"]["bridge"]["IPAddress"] == "" and st["SandboxKey"] == ""
-        assert cni_cache(palletd) == []
+        released(palletd)
         # a restart gets an address again
         palletd.docker("start", "insp", check=True)
         assert palletd.inspect("insp")["NetworkSettings"]["IPAddress"]
     finally:
         palletd.docker("rm", "-f", "insp")
-    assert cni_cache(palletd) == []
+    released(palletd)
 
 
 def test_published_port_is_reachable_from_the_host(palletd):
@@ -172,7 +178,7 @@ def test_connect_and_disconnect_a_running_container(palletd):
     finally:
         palletd.docker("rm", "-f", "cd")
         palletd.docker("network", "rm", "side")
-    assert cni_cache(palletd) == []
+    released(palletd)
 
 
 def test_none_host_and_container_modes(palletd):
@@ -230,7 +236,7 @@ def test_stale_attachments_are_released_after_a_daemon_crash(palletd):
         palletd.start()
         palletd.wait_for(lambda: palletd.inspect("crash")["State"]["Status"] == "exited",
                          what="recovered exit")
-        assert cni_cache(palletd) == []
+        released(palletd)
     finally:
         palletd.docker("rm", "-f", "crash")
 

@@ -501,7 +501,7 @@ class Containers:
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)
             c.state.update(Running=False)  # peers' hosts files drop it now
-            await self.sandboxes.down(c)
+            self.sandboxes.release(c)
             for fut, _ in c.pending_attach:
                 if not fut.done():
                     fut.cancel()
@@ -706,7 +706,8 @@ class Containers:
                 log.exception("recovering container %s", c.id[:12])
         # attachments of containers that died with the daemon down (or never were
         # recorded: a crash mid-start) are released
-        running = {c.id for c in self.by_id.values() if c.running}
+        running = {c.id for c in self.by_id.values() if c.running} | set(
+            self.sandboxes.pending)
         await asyncio.get_running_loop().run_in_executor(
             None, self.networks.release_stale, running)
 
@@ -743,7 +744,9 @@ class Containers:
 
     async def shutdown(self) -> None:
         """palletd stops; containers and their shims keep running (they are recovered by
-        the next palletd)."""
+        the next palletd). Network releases under way are finished first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.sandboxes.settle(), 30)
         for t in list(self.tasks):
             t.cancel()
         for c in self.by_id.values():

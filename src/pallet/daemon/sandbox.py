@@ -60,6 +60,7 @@ class Sandboxes:
         self.networks = networks
         self.lookup = lookup
         self.running = running
+        self.pending: dict[str, asyncio.Task[None]] = {}
 
     async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -124,6 +125,7 @@ class Sandboxes:
     async def up(self, c: Container, cdir: str) -> tuple[str | None, dict[str, str]]:
         """The netns path for the runtime (None: its own, or no netns for host) and the
         /etc files to bind."""
+        await self.settle(c)
         rec = c.rec
         mode = mode_of(rec)
         hostname = rec["Config"].get("Hostname") or c.id[:12]
@@ -245,20 +247,44 @@ class Sandboxes:
 
     # --- exit ---------------------------------------------------------------------
 
-    async def down(self, c: Container) -> None:
+    def release(self, c: Container) -> asyncio.Task[None] | None:
+        """The container's endpoints are cleared now and DEL runs in the background: an
+        exit (and `run --rm`) does not wait for the plugins' iptables work (~200 ms here,
+        bench/cni_bench.py). A start of the same container waits for it (`settle`); a crash
+        before it ends leaves the cached results, released when palletd comes back."""
         rec = c.rec
-        settings = rec.get("NetworkSettings") or {}
-        path = settings.get("SandboxKey") or ""
+        path = (rec.get("NetworkSettings") or {}).get("SandboxKey") or ""
         if not path:
-            return
-        for name, ifname in list((rec.get("_Ifnames") or {}).items()):
+            return None
+        ifnames = dict(rec.get("_Ifnames") or {})
+        nets = self._user_networks(c)
+        self._clear(rec)
+        task = asyncio.ensure_future(self._teardown(c, path, ifnames, nets))
+        self.pending[c.id] = task
+        task.add_done_callback(lambda t: self.pending.pop(c.id, None)
+                               if self.pending.get(c.id) is t else None)
+        return task
+
+    async def _teardown(self, c: Container, path: str, ifnames: dict[str, str],
+                        nets: set[str]) -> None:
+        await self._thread(self.refresh_peers, c, nets)
+        for name, ifname in ifnames.items():
             try:
                 await self._thread(self.networks.detach, c.id, path, name, ifname)
             except Exception as e:
                 log.warning("CNI DEL %s/%s of %s: %s", name, ifname, c.id[:12], e)
         await self._thread(netns.remove, path)
-        self._clear(rec)
-        await self._thread(self.refresh_peers, c, self._user_networks(c))
+
+    async def down(self, c: Container) -> None:
+        task = self.release(c)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def settle(self, c: Container | None = None) -> None:
+        """Wait for the background DELs of `c` (of every container when None)."""
+        tasks = [t for cid, t in list(self.pending.items()) if c is None or cid == c.id]
+        if tasks:
+            await asyncio.wait(tasks)
 
     def _clear(self, rec: dict[str, Any]) -> None:
         settings = rec["NetworkSettings"]

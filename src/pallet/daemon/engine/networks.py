@@ -68,6 +68,7 @@ def _remove(request: web.Request, n: Network) -> None:
 
 async def remove(request: web.Request) -> web.Response:
     d = daemon(request)
+    await d.containers.sandboxes.settle()  # DELs under way still need the bridge
     _remove(request, d.networks.get(request.match_info["id"]))
     return web.Response(status=204)
 
@@ -103,6 +104,7 @@ async def prune(request: web.Request) -> web.Response:
     d = daemon(request)
     f = filters(request)
     deleted = []
+    await d.containers.sandboxes.settle()
     for n in d.networks.list({k: v for k, v in f.items() if k == "label"}):
         if n.user_defined and not _users(request, n):
             _remove(request, n)
