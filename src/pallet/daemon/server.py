@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 import pallet
-from pallet.daemon import gc as _gc
 from pallet.daemon.config import Config
 from pallet.daemon.containers import Container, Containers
 from pallet.daemon.engine import containers as e_containers
@@ -115,12 +114,13 @@ class Daemon:
     # --- storage ------------------------------------------------------------------------
 
     async def gc(self) -> int:
-        keys = {c.rec["_Snapshot"] for c in self.containers.by_id.values()}
-        res = await self.blocking(_gc.collect, self.images.svc, keys)
-        if res.blobs or res.snapshots:
-            log.info("gc: %d blobs, %d snapshots, %d bytes", len(res.blobs),
-                     len(res.snapshots), res.bytes)
-        return res.bytes
+        """The image library's collector (metadata/gc.py: image names, leases of pulls and
+        builds in flight, and active snapshots — every container's root — are the roots)."""
+        res = await self.blocking(self.images.svc.gc)
+        if res.content or res.snapshots:
+            log.info("gc: %d blobs, %d snapshots, %d bytes", len(res.content),
+                     len(res.snapshots), res.reclaimed)
+        return res.reclaimed
 
     def content_size(self) -> int:
         return sum(i.size for i in self.images.svc.content.walk())
