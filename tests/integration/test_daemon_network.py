@@ -290,3 +290,16 @@ def test_pallet_cli_networks_ports_and_dns(palletd):
         palletd.pallet("rm", "-f", "pweb")
     palletd.pallet("network", "rm", "pnet", check=True)
     assert "pnet" not in palletd.pallet("network", "ls").stdout
+
+
+def test_internal_network_has_no_way_out(palletd):
+    palletd.docker("network", "create", "--internal", "--subnet", "10.215.99.0/24", "inner",
+                   check=True)
+    try:
+        out = palletd.docker("run", "--rm", "--network", "inner", "busybox", "ip", "route",
+                             check=True).stdout
+        assert "default" not in out and "10.215.99.0/24" in out
+        bridge = json.loads(palletd.docker("network", "inspect", "inner").stdout)[0]
+        assert bridge["Internal"] is True
+    finally:
+        palletd.docker("network", "rm", "inner", check=True)
