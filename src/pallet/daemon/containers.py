@@ -34,9 +34,11 @@ from pallet.daemon.config import Config
 from pallet.daemon.events import Events
 from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
+from pallet.daemon.mounts import views as mount_views
 from pallet.daemon.shims import LaunchSpec, Shim, launch
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.streams import Client, pump
+from pallet.daemon.volumes import Volumes
 from pallet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -128,6 +130,7 @@ class Containers:
         self.events = events
         self.storage = storage
         self.by_id: dict[str, Container] = {}
+        self.volumes = Volumes(cfg.root, events, self.by_id)
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -265,6 +268,7 @@ class Containers:
 
         cid = secrets.token_hex(32)
         cfg["Hostname"] = cfg["Hostname"] or cid[:12]
+        mount_points = self.volumes.register(host, cfg, ic.Volumes)
         top: str = await self.blocking(self._prepare_snapshot, image_ref, resolved, cid)
         cdir = self.cfg.container_dir(cid)
         os.makedirs(cdir, exist_ok=True)
@@ -284,7 +288,7 @@ class Containers:
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
             "HostConfig": host, "Config": cfg,
             "_Snapshot": cid, "_Parent": top, "_ImageConfig": icfg.to_dict(),
-            "_ImageName": img.name, "_ManuallyStopped": False,
+            "_ImageName": img.name, "_ManuallyStopped": False, "_MountPoints": mount_points,
         }
         c = Container(rec)
         try:
@@ -330,6 +334,7 @@ class Containers:
     def _unmount_rootfs(self, c: Container) -> None:
         from pallet.linux import libc
 
+        self.volumes.teardown(c)
         rootfs = os.path.join(self.cfg.bundle_dir(c.id), "rootfs")
         while os.path.ismount(rootfs):
             try:
@@ -339,6 +344,7 @@ class Containers:
 
     def _write_bundle(self, c: Container) -> dict[str, Any]:
         rootfs = self._mount_rootfs(c)
+        self.volumes.setup(c.rec, rootfs)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
         spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id))
         spec["root"]["path"] = rootfs
@@ -607,7 +613,7 @@ class Containers:
             return int(c.state["ExitCode"])
         return await self._next_exit(c)
 
-    async def remove(self, c: Container, force: bool = False) -> None:
+    async def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         if c.running and not force:
             raise FailedPrecondition(
                 f"You cannot remove a running container {c.id}. Stop the container before "
@@ -637,6 +643,8 @@ class Containers:
             self.store.delete(c.id)
             del self.by_id[c.id]
             self.publish(c, "destroy")
+            await self.blocking(self.volumes.forget, c.rec,
+                                volumes or bool(c.rec["HostConfig"].get("AutoRemove")))
             code = int(c.state["ExitCode"])
             for f in c.remove_waiters + c.exit_waiters:
                 if not f.done():
@@ -737,10 +745,7 @@ class Containers:
         out["SizeRw"] = None
         out["GraphDriver"] = {"Name": c.rec["Driver"], "Data": {
             "MergedDir": os.path.join(self.cfg.bundle_dir(c.id), "rootfs")}}
-        out["Mounts"] = [{"Type": "bind", "Source": b.split(":")[0],
-                          "Destination": b.split(":")[1], "Mode": "",
-                          "RW": not b.endswith(":ro"), "Propagation": "rprivate"}
-                         for b in c.rec["HostConfig"].get("Binds") or []]
+        out["Mounts"] = mount_views(c.rec)
         out["NetworkSettings"] = {"Bridge": "", "SandboxID": "", "HairpinMode": False,
                                   "Ports": {}, "SandboxKey": "", "IPAddress": "",
                                   "Gateway": "", "MacAddress": "", "Networks": {}}
@@ -756,7 +761,7 @@ class Containers:
             "Labels": cfg.get("Labels") or {}, "State": c.state["Status"],
             "Status": status_text(c.state), "SizeRw": None,
             "HostConfig": {"NetworkMode": c.rec["HostConfig"].get("NetworkMode", "default")},
-            "NetworkSettings": {"Networks": {}}, "Mounts": [],
+            "NetworkSettings": {"Networks": {}}, "Mounts": mount_views(c.rec),
         }
 
     def list(self, all_: bool, filters: dict[str, list[str]], limit: int = -1

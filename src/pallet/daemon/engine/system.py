@@ -1,5 +1,5 @@
 """/_ping, /version, /info, /events, /system/df, and the prune endpoints of resources
-palletd does not have yet (networks, volumes, build cache), answered empty."""
+palletd does not have yet (networks, build cache), answered empty."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersPaused": 0, "ContainersStopped": len(cs) - running, "Images": images,
         "Driver": d.images.svc.snapshotter_name,
         "DriverStatus": [["Root Dir", os.path.join(d.cfg.root, "snapshots")]],
-        "Plugins": {"Volume": [], "Network": [], "Authorization": None,
+        "Plugins": {"Volume": ["local"], "Network": [], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": False, "KernelMemory": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
@@ -174,13 +174,12 @@ async def df(request: web.Request) -> web.Response:
         s["SizeRootFs"] = s["SizeRw"]
         containers.append(s)
     return reply({"LayersSize": layers, "Images": images, "Containers": containers,
-                  "Volumes": [], "BuildCache": []})
+                  "Volumes": await d.blocking(d.volumes.df), "BuildCache": []})
 
 
 async def empty_prune(request: web.Request) -> web.Response:
     what = request.path.rstrip("/").split("/")[-2]
-    key = {"networks": "NetworksDeleted", "volumes": "VolumesDeleted",
-           "build": "CachesDeleted"}[what]
+    key = {"networks": "NetworksDeleted", "build": "CachesDeleted"}[what]
     body: dict[str, Any] = {key: None}
     if what != "networks":
         body["SpaceReclaimed"] = 0
@@ -191,10 +190,6 @@ async def networks(request: web.Request) -> web.Response:
     return reply([])
 
 
-async def volumes(request: web.Request) -> web.Response:
-    return reply({"Volumes": [], "Warnings": None})
-
-
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/_ping", ping),
     ("GET", "/version", version),
@@ -202,8 +197,6 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/events", events),
     ("GET", "/system/df", df),
     ("POST", "/networks/prune", empty_prune),
-    ("POST", "/volumes/prune", empty_prune),
     ("POST", "/build/prune", empty_prune),
     ("GET", "/networks", networks),
-    ("GET", "/volumes", volumes),
 ]
