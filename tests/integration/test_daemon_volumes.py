@@ -354,6 +354,7 @@ def test_events_and_df(palletd):
         f.write("y" * 3000)
     palletd.docker("create", "--name", "dfuser", "-v", "dfvol:/d", "busybox", check=True)
     status, body = palletd.api("GET", "/system/df")
+    assert status == 200
     v = next(x for x in body["Volumes"] if x["Name"] == "dfvol")
     assert v["UsageData"] == {"Size": 3000, "RefCount": 1}
     df = palletd.docker("system", "df", check=True).stdout

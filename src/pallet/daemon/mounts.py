@@ -199,11 +199,12 @@ def parse_mount(m: dict[str, Any], volume_driver: str | None = None) -> MountPoi
         raise _mount_error(m, str(e)) from None
     src = m.get("Source") or ""
     ro = bool(m.get("ReadOnly"))
+    # a present options object of another type is an error, even empty (Go's nil check)
     bopts, vopts, topts = m.get("BindOptions"), m.get("VolumeOptions"), m.get("TmpfsOptions")
     if kind == BIND:
         if not src:
             raise _mount_error(m, "field Source must not be empty")
-        if vopts:
+        if vopts is not None:
             raise _mount_error(m, "field VolumeOptions must not be specified")
         if not src.startswith("/"):
             raise _mount_error(m, f"invalid mount path: '{src}' mount path must be absolute")
@@ -216,9 +217,9 @@ def parse_mount(m: dict[str, Any], volume_driver: str | None = None) -> MountPoi
                           Propagation=prop or DEFAULT_PROPAGATION, copy_data=False,
                           non_recursive=bool((bopts or {}).get("NonRecursive")))
     if kind == VOLUME:
-        if bopts:
+        if bopts is not None:
             raise _mount_error(m, "field BindOptions must not be specified")
-        if topts:
+        if topts is not None:
             raise _mount_error(m, "field TmpfsOptions must not be specified")
         if not src and ro:
             raise _mount_error(m, "must not set ReadOnly mode when using anonymous volumes")
@@ -232,9 +233,9 @@ def parse_mount(m: dict[str, Any], volume_driver: str | None = None) -> MountPoi
                           labels=dict(vopts.get("Labels") or {}),
                           driver_opts=dict(dcfg.get("Options") or {}))
     if kind == TMPFS:
-        if bopts:
+        if bopts is not None:
             raise _mount_error(m, "field BindOptions must not be specified")
-        if vopts:
+        if vopts is not None:
             raise _mount_error(m, "field VolumeOptions must not be specified")
         if src:
             raise _mount_error(m, "field Source must not be specified")

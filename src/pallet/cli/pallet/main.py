@@ -18,6 +18,7 @@ LAZY = {
     "push": "pallet.cli.pallet.transfer:push_cmd",
     "login": "pallet.cli.pallet.login:login_cmd",
     "logout": "pallet.cli.pallet.login:logout_cmd",
+    "volume": "pallet.cli.pallet.volume:volume",
 }
 
 

@@ -184,7 +184,7 @@ def system_group() -> None:
 def df_cmd(ctx: click.Context, fmt: str | None) -> None:
     """Show disk usage."""
     d = client(ctx).get("/system/df")
-    imgs, cs = d["Images"], d["Containers"]
+    imgs, cs, vols = d["Images"], d["Containers"], d.get("Volumes") or []
     active_imgs = [i for i in imgs if i.get("Containers", 0) > 0]
     img_size = d["LayersSize"]
     rows = [
@@ -196,8 +196,11 @@ def df_cmd(ctx: click.Context, fmt: str | None) -> None:
          "Size": human_size(sum(c.get("SizeRw") or 0 for c in cs)),
          "Reclaimable": human_size(sum(c.get("SizeRw") or 0 for c in cs
                                        if c["State"] != "running"))},
-        {"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B",
-         "Reclaimable": "0B"},
+        {"Type": "Local Volumes", "TotalCount": len(vols),
+         "Active": sum(1 for v in vols if v["UsageData"]["RefCount"] > 0),
+         "Size": human_size(sum(v["UsageData"]["Size"] for v in vols)),
+         "Reclaimable": human_size(sum(v["UsageData"]["Size"] for v in vols
+                                       if v["UsageData"]["RefCount"] == 0))},
         {"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B",
          "Reclaimable": "0B"},
     ]
