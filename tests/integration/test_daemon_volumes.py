@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -187,6 +188,44 @@ def test_anonymous_volumes(palletd):
     assert mounts_of(palletd, "anon3")["/data"]["Name"] == "mine"
     palletd.docker("rm", "-v", "anon3", check=True)
     palletd.docker("volume", "rm", "mine", check=True)
+
+
+def test_volumes_from(palletd, hostdir):
+    palletd.docker("create", "--name", "donor", "-v", "vf:/v", "-v", f"{hostdir}:/h",
+                   "-v", "/anon", "busybox", check=True)
+    p = palletd.docker("run", "--rm", "--volumes-from", "donor:ro", "busybox", "sh", "-c",
+                       "awk '$2 ~ /^\\/(v|h|anon)$/ {print $2, substr($4, 1, 2)}' /proc/mounts")
+    assert sorted(p.stdout.split("\n")[:3]) == ["/anon ro", "/h ro", "/v ro"], p.stderr
+    # a -v of the same destination replaces the inherited mount
+    palletd.docker("run", "--name", "heir", "--volumes-from", "donor", "-v", "other:/v",
+                   "busybox", "sh", "-c", "echo w > /anon/f", check=True)
+    mine = mounts_of(palletd, "heir")
+    assert mine["/v"]["Name"] == "other" and mine["/h"]["Source"] == hostdir
+    assert mine["/anon"]["Name"] == mounts_of(palletd, "donor")["/anon"]["Name"]
+    # removing the heir with -v leaves the donor's anonymous volume to the donor
+    palletd.docker("rm", "-v", "heir", check=True)
+    assert mine["/anon"]["Name"] in volume_names(palletd)
+    palletd.docker("rm", "-v", "donor", check=True)
+    assert mine["/anon"]["Name"] not in volume_names(palletd)
+    # (through the API: the docker CLI takes any 404 of a create for a missing image)
+    status, body = palletd.api("POST", "/containers/create", {
+        "Image": "busybox", "HostConfig": {"VolumesFrom": ["nobody"]}})
+    assert status == 404 and "No such container: nobody" in body["message"]
+    palletd.docker("volume", "rm", "vf", "other", check=True)
+
+
+def test_volumes_survive_a_daemon_restart(palletd):
+    palletd.docker("volume", "create", "--label", "keep=1", "--opt", "type=tmpfs", "--opt",
+                   "device=tmpfs", "durable", check=True)
+    palletd.docker("create", "--name", "holder", "-v", "durable:/d", "busybox", check=True)
+    before = volume(palletd, "durable")
+    palletd.kill(signal.SIGTERM)
+    palletd.start()
+    assert volume(palletd, "durable") == before
+    assert mounts_of(palletd, "holder")["/d"]["Name"] == "durable"
+    assert palletd.api("DELETE", "/volumes/durable")[0] == 409
+    palletd.docker("rm", "holder", check=True)
+    palletd.docker("volume", "rm", "durable", check=True)
 
 
 def test_prune(palletd):

@@ -99,6 +99,15 @@ def test_plan_orders_and_deduplicates():
         m.plan({"Binds": ["a1:/t"], "Tmpfs": {"/t": ""}}, None)
 
 
+def test_plan_inherits_volumes_from():
+    inherited = [m.MountPoint("volume", "/a", Name="theirs"),
+                 m.MountPoint("bind", "/b", Source="/srv", RW=False),
+                 m.MountPoint("volume", "/t", Name="hidden")]
+    pts = m.plan({"Binds": ["mine:/a"], "Tmpfs": {"/t": ""}}, None, inherited)
+    assert [(p.Destination, p.Name or p.Source) for p in pts] == [("/a", "mine"),
+                                                                  ("/b", "/srv")]
+
+
 def test_apply_replaces_defaults_and_sorts_parents_first():
     spec = {"mounts": [{"destination": "/etc/hosts", "type": "bind", "source": "/x"},
                        {"destination": "/proc", "type": "proc", "source": "proc"}]}

@@ -130,7 +130,7 @@ class Containers:
         self.events = events
         self.storage = storage
         self.by_id: dict[str, Container] = {}
-        self.volumes = Volumes(cfg.root, events, self.by_id)
+        self.volumes = Volumes(cfg.root, events, self)
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:

@@ -246,22 +246,29 @@ def parse_mount(m: dict[str, Any], volume_driver: str | None = None) -> MountPoi
     raise _mount_error(m, "mount type unknown")
 
 
-def plan(host: dict[str, Any], config_volumes: dict[str, Any] | None) -> list[MountPoint]:
-    """Every mount point of a new container, validated: Binds, then Mounts (a destination
-    twice is an error), then the image's and `-v /dst` volumes where nothing else is
-    mounted (docker-py sends Binds' destinations as Config.Volumes too)."""
+def plan(host: dict[str, Any], config_volumes: dict[str, Any] | None,
+         inherited: list[MountPoint] | None = None) -> list[MountPoint]:
+    """Every mount point of a new container, validated: those `inherited` (VolumesFrom),
+    replaced by Binds and Mounts (a destination twice among these is an error), then the
+    image's and `-v /dst` volumes where nothing else is mounted (docker-py sends Binds'
+    destinations as Config.Volumes too)."""
     out: dict[str, MountPoint] = {}
+    seen: set[str] = set()
     driver = host.get("VolumeDriver") or None
     points = [parse_bind(b, driver) for b in _list(host.get("Binds"), "Binds")]
     points += [parse_mount(m, driver) for m in _list(host.get("Mounts"), "Mounts")]
     for p in points:
-        if p.Destination in out:
+        if p.Destination in seen:
             raise InvalidArgument(f"Duplicate mount point: {p.Destination}")
-        out[p.Destination] = p
+        seen.add(p.Destination)
     tmpfs = tmpfs_mounts(host)
     for dest in tmpfs:
-        if dest in out:
+        if dest in seen:
             raise InvalidArgument(f"Duplicate mount point: {dest}")
+    for p in [*(inherited or []), *points]:
+        out[p.Destination] = p
+    for dest in tmpfs:
+        out.pop(dest, None)
     for spec in sorted(config_volumes or {}):
         dest = check_destination(spec)
         if dest not in out and dest not in tmpfs:

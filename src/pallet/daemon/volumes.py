@@ -26,13 +26,15 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pallet.daemon import mounts as _mounts
 from pallet.daemon.events import Events
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, SystemError_
 from pallet.runtime.state import write_atomic
+
+if TYPE_CHECKING:
+    from pallet.daemon.containers import Containers
 
 META = "volume.json"
 DATA = "_data"
@@ -79,12 +81,12 @@ def check_driver_opts(opts: dict[str, str]) -> None:
 
 
 class Volumes:
-    def __init__(self, root: str, events: Events, containers: Mapping[str, Any]) -> None:
+    def __init__(self, root: str, events: Events, containers: Containers) -> None:
         self.dir = os.path.join(root, "volumes")
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o701)
         self.events = events
-        self.containers = containers  # id -> Container (rec, running), owned by Containers
+        self.containers = containers  # which own this service: volumes are used by them
         self.vols: dict[str, dict[str, Any]] = {}
         # container starts run in the storage thread; events are delivered on the loop
         try:
@@ -151,7 +153,8 @@ class Volumes:
                 "Name": meta["Name"], "Options": meta.get("Options") or {}, "Scope": "local"}
 
     def users(self, name: str) -> list[str]:
-        return [cid for cid, c in self.containers.items()
+        # a copy: the storage thread asks while the loop may add or remove containers
+        return [cid for cid, c in list(self.containers.by_id.items())
                 if any(p.get("Name") == name for p in c.rec.get("_MountPoints") or [])]
 
     def list(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -247,7 +250,7 @@ class Volumes:
         merged = {**(image_volumes or {}), **(cfg.get("Volumes") or {})}
         if merged:
             cfg["Volumes"] = merged
-        points = _mounts.plan(host, merged)
+        points = _mounts.plan(host, merged, self._volumes_from(host))
         for p in points:
             check_driver_opts(p.driver_opts)
         for p in points:
@@ -257,6 +260,21 @@ class Volumes:
                             anonymous=p.anonymous)
             p.Name, p.Source = v["Name"], v["Mountpoint"]
         return [p.to_dict() for p in points]
+
+    def _volumes_from(self, host: dict[str, Any]) -> list[_mounts.MountPoint]:
+        """`--volumes-from container[:ro|rw]`: that container's mount points (its volumes,
+        binds and tmpfs mounts), the mode overriding theirs when given."""
+        out = []
+        for spec in host.get("VolumesFrom") or []:
+            ref, _, mode = str(spec).partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise InvalidArgument(f"invalid mode for volumes-from: {mode}")
+            src = self.containers.get(ref)
+            for p in _mounts.points_of(src.rec):
+                if mode:
+                    p.RW = mode == "rw"
+                out.append(p)
+        return out
 
     def setup(self, rec: dict[str, Any], rootfs: str) -> None:
         """Before a start, rootfs mounted: bind sources made, volumes mounted and filled."""
@@ -298,7 +316,8 @@ class Volumes:
             return
         from pallet.linux import libc
 
-        busy = {p.get("Name") for o in self.containers.values() if o is not c and o.running
+        busy = {p.get("Name") for o in list(self.containers.by_id.values())
+                if o is not c and o.running
                 for p in o.rec.get("_MountPoints") or []}
         for p in points:
             if c.running:
