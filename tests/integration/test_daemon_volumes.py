@@ -121,6 +121,11 @@ def test_share_between_containers_and_in_use(palletd):
     ps = json.loads(palletd.docker("ps", "-a", "--filter", "name=writer", "--format",
                                    "{{json .Mounts}}", check=True).stdout)
     assert ps == "shared"
+    for f in ("volume=shared", "volume=/data"):
+        assert palletd.docker("ps", "-aq", "--filter", f, check=True).stdout.strip() == \
+            palletd.inspect("writer")["Id"][:12]
+    assert palletd.docker("ps", "-aq", "--filter", "volume=other",
+                          check=True).stdout.strip() == ""
 
     # in use by a (stopped) container: 409, with or without force
     p = palletd.docker("volume", "rm", "shared")
@@ -383,10 +388,10 @@ def test_events_and_df(palletd):
     palletd.docker("run", "--rm", "-v", "evvol:/e", "busybox", "true", check=True)
     palletd.docker("volume", "rm", "evvol", check=True)
     out = palletd.docker("events", "--since", since, "--until", str(time.time() + 1),
-                         "--filter", "type=volume", "--format",
-                         "{{.Action}} {{.Actor.ID}}", check=True).stdout.splitlines()
-    assert [x for x in out if x.endswith(" evvol")] == [
-        "create evvol", "mount evvol", "unmount evvol", "destroy evvol"]
+                         "--filter", "volume=evvol", "--format",
+                         "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}",
+                         check=True).stdout.splitlines()
+    assert out == [f"{a} evvol local" for a in ("create", "mount", "unmount", "destroy")]
 
     palletd.docker("volume", "create", "dfvol", check=True)
     with open(os.path.join(volume(palletd, "dfvol")["Mountpoint"], "f"), "w") as f:

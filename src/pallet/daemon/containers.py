@@ -789,6 +789,8 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         "status": lambda v: c.state["Status"] == v,
         "label": label_ok,
         "exited": lambda v: c.state["Status"] == "exited" and str(c.state["ExitCode"]) == v,
+        "volume": lambda v: any(v in (m.get("Name"), m["Destination"])
+                                for m in mount_views(c.rec)),
         "ancestor": lambda v: v in (cfg.get("Image"), c.rec["Image"],
                                     c.rec.get("_ImageName")) or c.rec["Image"].startswith(
                                         "sha256:" + v.removeprefix("sha256:")),
