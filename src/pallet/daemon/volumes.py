@@ -117,8 +117,8 @@ class Volumes:
     # --- the volume API -------------------------------------------------------------------
 
     def create(self, name: str | None = None, driver: str | None = None,
-               opts: dict[str, str] | None = None, labels: dict[str, str] | None = None,
-               *, anonymous: bool = False) -> dict[str, Any]:
+               opts: dict[str, str] | None = None, labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
         """A new volume, or the existing one of that name (creating is idempotent)."""
         _mounts.check_driver(driver)
         if name:
@@ -132,7 +132,7 @@ class Volumes:
         opts = {str(k): str(v) for k, v in (opts or {}).items()}
         check_driver_opts(opts)
         meta = {"Name": name, "Driver": _mounts.LOCAL, "Labels": dict(labels or {}),
-                "Options": opts, "CreatedAt": time.time(), "Anonymous": anonymous}
+                "Options": opts, "CreatedAt": time.time()}
         vdir = os.path.join(self.dir, name)
         os.makedirs(os.path.join(vdir, DATA), mode=0o755, exist_ok=True)
         write_atomic(os.path.join(vdir, META), json.dumps(meta).encode(), 0o600)
@@ -256,8 +256,7 @@ class Volumes:
         for p in points:
             if p.Type != _mounts.VOLUME:
                 continue
-            v = self.create(p.Name or None, p.Driver, p.driver_opts, p.labels,
-                            anonymous=p.anonymous)
+            v = self.create(p.Name or None, p.Driver, p.driver_opts, p.labels)
             p.Name, p.Source = v["Name"], v["Mountpoint"]
         return [p.to_dict() for p in points]
 
