@@ -473,6 +473,11 @@ def test_pallet_cli(palletd, hostdir):
     p = palletd.pallet("volume", "rm", "pv", "nosuch")
     assert p.returncode == 1 and "nosuch" in p.stderr
     palletd.pallet("volume", "create", "pp", check=True)
+    assert palletd.pallet("inspect", "-f", "{{.Name}} {{.Driver}}", "pp",
+                          check=True).stdout.strip() == "pp local"
     p = palletd.pallet("volume", "prune", "-f", check=True)
     assert "pp" in p.stdout and "Total reclaimed space" in p.stdout
     assert palletd.pallet("volume", "ls", "-q", check=True).stdout.split() == []
+    palletd.pallet("volume", "create", "pq", check=True)
+    p = palletd.pallet("system", "prune", "-f", "--volumes", check=True)
+    assert "Deleted Volumes:\npq\n" in p.stdout

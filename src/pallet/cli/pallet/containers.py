@@ -518,12 +518,13 @@ def attach_cmd(ctx: click.Context, no_stdin: bool, detach_keys: str | None,
 
 @click.command("inspect", context_settings=CMD)
 @click.option("-f", "--format", "fmt", default=None, help="a {{.Field}} template")
-@click.option("--type", "type_", type=click.Choice(["container", "image"]), default=None)
+@click.option("--type", "type_", type=click.Choice(["container", "image", "volume"]),
+              default=None)
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 names: tuple[str, ...]) -> None:
-    """Low-level information on containers or images, as JSON."""
+    """Low-level information on containers, images or volumes, as JSON."""
     c = client(ctx)
     out = []
     failed = False
@@ -534,11 +535,12 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 obj = c.get(f"/containers/{cid(n)}/json")
             except NotFound:
                 pass
-        if obj is None and type_ in (None, "image"):
-            try:
-                obj = c.get(f"/images/{n}/json")
-            except NotFound:
-                pass
+        for kind, path in (("image", f"/images/{n}/json"), ("volume", f"/volumes/{n}")):
+            if obj is None and type_ in (None, kind):
+                try:
+                    obj = c.get(path)
+                except NotFound:
+                    pass
         if obj is None:
             click.echo(f"Error: No such object: {n}", err=True)
             failed = True
