@@ -34,11 +34,13 @@ from pallet.daemon.config import Config
 from pallet.daemon.events import Events
 from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
+from pallet.daemon.mounts import views as mount_views
 from pallet.daemon.networks import Networks
 from pallet.daemon.sandbox import Sandboxes
 from pallet.daemon.shims import LaunchSpec, Shim, launch
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.streams import Client, pump
+from pallet.daemon.volumes import Volumes
 from pallet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -133,6 +135,7 @@ class Containers:
         self.events = events
         self.storage = storage
         self.by_id: dict[str, Container] = {}
+        self.volumes = Volumes(cfg.root, events, self)
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -274,6 +277,7 @@ class Containers:
         self.sandboxes.configure(net, body.get("NetworkingConfig"))
         cid = secrets.token_hex(32)
         cfg["Hostname"] = cfg["Hostname"] or cid[:12]
+        mount_points = self.volumes.register(host, cfg, ic.Volumes)
         top: str = await self.blocking(self._prepare_snapshot, image_ref, resolved, cid)
         cdir = self.cfg.container_dir(cid)
         os.makedirs(cdir, exist_ok=True)
@@ -293,7 +297,7 @@ class Containers:
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
             "HostConfig": host, "Config": cfg,
             "_Snapshot": cid, "_Parent": top, "_ImageConfig": icfg.to_dict(),
-            "_ImageName": img.name, "_ManuallyStopped": False,
+            "_ImageName": img.name, "_ManuallyStopped": False, "_MountPoints": mount_points,
             "NetworkSettings": net["NetworkSettings"], "_Ifnames": {},
         }
         c = Container(rec)
@@ -340,6 +344,7 @@ class Containers:
     def _unmount_rootfs(self, c: Container) -> None:
         from pallet.linux import libc
 
+        self.volumes.teardown(c)
         rootfs = os.path.join(self.cfg.bundle_dir(c.id), "rootfs")
         while os.path.ismount(rootfs):
             try:
@@ -350,6 +355,7 @@ class Containers:
     def _write_bundle(self, c: Container, netns_path: str | None,
                       etc: dict[str, str]) -> dict[str, Any]:
         rootfs = self._mount_rootfs(c)
+        self.volumes.setup(c.rec, rootfs)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
         spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id),
                            netns_path=netns_path, etc=etc)
@@ -627,7 +633,7 @@ class Containers:
             return int(c.state["ExitCode"])
         return await self._next_exit(c)
 
-    async def remove(self, c: Container, force: bool = False) -> None:
+    async def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         if c.running and not force:
             raise FailedPrecondition(
                 f"You cannot remove a running container {c.id}. Stop the container before "
@@ -658,6 +664,8 @@ class Containers:
             self.store.delete(c.id)
             del self.by_id[c.id]
             self.publish(c, "destroy")
+            await self.blocking(self.volumes.forget, c.rec,
+                                volumes or bool(c.rec["HostConfig"].get("AutoRemove")))
             code = int(c.state["ExitCode"])
             for f in c.remove_waiters + c.exit_waiters:
                 if not f.done():
@@ -766,10 +774,7 @@ class Containers:
         out["SizeRw"] = None
         out["GraphDriver"] = {"Name": c.rec["Driver"], "Data": {
             "MergedDir": os.path.join(self.cfg.bundle_dir(c.id), "rootfs")}}
-        out["Mounts"] = [{"Type": "bind", "Source": b.split(":")[0],
-                          "Destination": b.split(":")[1], "Mode": "",
-                          "RW": not b.endswith(":ro"), "Propagation": "rprivate"}
-                         for b in c.rec["HostConfig"].get("Binds") or []]
+        out["Mounts"] = mount_views(c.rec)
         return out
 
     def summary(self, c: Container) -> dict[str, Any]:
@@ -783,7 +788,7 @@ class Containers:
             "Status": status_text(c.state), "SizeRw": None,
             "HostConfig": {"NetworkMode": c.rec["HostConfig"].get("NetworkMode", "default")},
             "NetworkSettings": {"Networks": (c.rec.get("NetworkSettings") or {}).get(
-                "Networks") or {}}, "Mounts": [],
+                "Networks") or {}}, "Mounts": mount_views(c.rec),
         }
 
     def list(self, all_: bool, filters: dict[str, list[str]], limit: int = -1
@@ -811,6 +816,8 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         "status": lambda v: c.state["Status"] == v,
         "label": label_ok,
         "exited": lambda v: c.state["Status"] == "exited" and str(c.state["ExitCode"]) == v,
+        "volume": lambda v: any(v in (m.get("Name"), m["Destination"])
+                                for m in mount_views(c.rec)),
         "ancestor": lambda v: v in (cfg.get("Image"), c.rec["Image"],
                                     c.rec.get("_ImageName")) or c.rec["Image"].startswith(
                                         "sha256:" + v.removeprefix("sha256:")),

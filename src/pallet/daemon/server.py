@@ -27,6 +27,7 @@ from pallet.daemon.engine import exec as e_exec
 from pallet.daemon.engine import images as e_images
 from pallet.daemon.engine import networks as e_networks
 from pallet.daemon.engine import system as e_system
+from pallet.daemon.engine import volumes as e_volumes
 from pallet.daemon.engine.common import DAEMON
 from pallet.daemon.events import Events
 from pallet.daemon.execs import Execs
@@ -62,6 +63,7 @@ class Daemon:
         self.containers = Containers(cfg, self.store, self.images, self.events, self.storage,
                                      self.networks)
         self.execs = Execs(self.containers)
+        self.volumes = self.containers.volumes
         self.node_id = self._node_id()
 
     def _node_id(self) -> str:
@@ -190,7 +192,7 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images, e_networks):
+    for mod in (e_system, e_containers, e_exec, e_images, e_networks, e_volumes):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

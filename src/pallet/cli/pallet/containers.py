@@ -12,14 +12,14 @@ from typing import Any
 
 import click
 
-from pallet.cli.pallet import term
+from pallet.cli.pallet import mountflags, term
 from pallet.cli.pallet.client import Client, cid
 from pallet.cli.pallet.fmt import (
     SHORT_ID,
     ago,
     parse_size,
+    print_objects,
     print_rows,
-    render,
 )
 from pallet.errors import InvalidArgument, NotFound
 
@@ -65,7 +65,10 @@ def _create_options(f: Any) -> Any:
         click.option("--runtime", default=None, help="OCI runtime (pallet-runtime, runc)"),
         click.option("--pull", type=click.Choice(["missing", "always", "never"]),
                      default="missing", show_default=True, help="pull the image"),
-        click.option("-v", "--volume", multiple=True, help="bind mount /host:/ctr[:ro]"),
+        click.option("-v", "--volume", multiple=True,
+                     help="bind mount or volume: /host:/ctr[:ro], name:/ctr, /ctr"),
+        click.option("--mount", multiple=True, help="type=bind|volume|tmpfs,dst=...[,...]"),
+        click.option("--tmpfs", multiple=True, help="a tmpfs: /ctr[:size=64m,...]"),
         click.option("--network", default=None,
                      help="bridge (default), none, host, container:<name>, or a network"),
         click.option("--network-alias", multiple=True, help="a name on the network"),
@@ -153,12 +156,15 @@ def _network_options(host: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
 def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, detach: bool
                 ) -> dict[str, Any]:
     attach = not detach
+    binds, anonymous = mountflags.volumes(o["volume"])
     host: dict[str, Any] = {
         "AutoRemove": o["auto_remove"], "RestartPolicy": _restart(o["restart"]),
         "ReadonlyRootfs": o["read_only"], "CapAdd": list(o["cap_add"]) or None,
         "CapDrop": list(o["cap_drop"]) or None, "SecurityOpt": list(o["security_opt"]) or None,
         "Privileged": o["privileged"], "Init": True if o["init"] else None,
-        "Runtime": o["runtime"] or "", "Binds": list(o["volume"]) or None,
+        "Runtime": o["runtime"] or "", "Binds": binds or None,
+        "Mounts": [mountflags.parse_mount(m) for m in o["mount"]] or None,
+        "Tmpfs": mountflags.tmpfs(o["tmpfs"]) or None,
         "NetworkMode": o["network"] or "default", "Ulimits": _ulimits(o["ulimit"]) or None,
     }
     exposed = _network_options(host, o)
@@ -175,7 +181,7 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         "StdinOnce": o["interactive"] and attach, "AttachStdin": o["interactive"] and attach,
         "AttachStdout": attach, "AttachStderr": attach,
         "Labels": dict(x.split("=", 1) if "=" in x else (x, "") for x in o["label"]),
-        "HostConfig": host,
+        "Volumes": anonymous or None, "HostConfig": host,
     }
     if exposed:
         body["ExposedPorts"] = exposed
@@ -394,14 +400,14 @@ def kill_cmd(ctx: click.Context, sig: str | None, containers: tuple[str, ...]) -
 
 @click.command("rm", context_settings=CMD)
 @click.option("-f", "--force", is_flag=True, help="kill a running container first")
-@click.option("-v", "--volumes", is_flag=True, help="(accepted; no volumes yet)")
+@click.option("-v", "--volumes", is_flag=True, help="remove its anonymous volumes too")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
 def rm_cmd(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove one or more containers."""
     c = client(ctx)
     _each(ctx, containers, lambda n: c.call("DELETE", f"/containers/{cid(n)}",
-                                            {"force": force}))
+                                            {"force": force, "v": volumes}))
 
 
 def _filters(items: tuple[str, ...]) -> dict[str, list[str]] | None:
@@ -570,12 +576,13 @@ def attach_cmd(ctx: click.Context, no_stdin: bool, detach_keys: str | None,
 
 @click.command("inspect", context_settings=CMD)
 @click.option("-f", "--format", "fmt", default=None, help="a {{.Field}} template")
-@click.option("--type", "type_", type=click.Choice(["container", "image"]), default=None)
+@click.option("--type", "type_", type=click.Choice(["container", "image", "volume"]),
+              default=None)
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 names: tuple[str, ...]) -> None:
-    """Low-level information on containers or images, as JSON."""
+    """Low-level information on containers, images or volumes, as JSON."""
     c = client(ctx)
     out = []
     failed = False
@@ -586,23 +593,18 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 obj = c.get(f"/containers/{cid(n)}/json")
             except NotFound:
                 pass
-        if obj is None and type_ in (None, "image"):
-            try:
-                obj = c.get(f"/images/{n}/json")
-            except NotFound:
-                pass
+        for kind, path in (("image", f"/images/{n}/json"), ("volume", f"/volumes/{n}")):
+            if obj is None and type_ in (None, kind):
+                try:
+                    obj = c.get(path)
+                except NotFound:
+                    pass
         if obj is None:
             click.echo(f"Error: No such object: {n}", err=True)
             failed = True
             continue
         out.append(obj)
-    if fmt:
-        for o in out:
-            click.echo(render(fmt, o))
-    else:
-        click.echo(json.dumps(out, indent=4))
-    if failed:
-        sys.exit(1)
+    print_objects(out, fmt, failed)
 
 
 @click.command("wait", context_settings=CMD)

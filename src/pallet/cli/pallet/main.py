@@ -20,6 +20,7 @@ LAZY = {
     "logout": "pallet.cli.pallet.login:logout_cmd",
     "network": "pallet.cli.pallet.network:network",
     "port": "pallet.cli.pallet.network:port_cmd",
+    "volume": "pallet.cli.pallet.volume:volume",
 }
 
 
