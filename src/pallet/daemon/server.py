@@ -23,6 +23,7 @@ import pallet
 from pallet.daemon import gc as _gc
 from pallet.daemon.config import Config
 from pallet.daemon.containers import Container, Containers
+from pallet.daemon.engine import archive as e_archive
 from pallet.daemon.engine import containers as e_containers
 from pallet.daemon.engine import exec as e_exec
 from pallet.daemon.engine import images as e_images
@@ -185,7 +186,7 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images):
+    for mod in (e_system, e_containers, e_exec, e_images, e_archive):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

@@ -146,10 +146,12 @@ async def _run_streaming(request: web.Request, work: Any, first: list[dict[str, 
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    """Pull (`fromImage`); importing a tarball (`fromSrc`) is not supported yet."""
+    """Pull (`fromImage`), or import a root filesystem tar (`fromSrc`, engine/archive.py)."""
     d = daemon(request)
     if request.query.get("fromSrc"):
-        raise InvalidArgument("image import (fromSrc) is not supported by palletd yet")
+        from pallet.daemon.engine.archive import import_
+
+        return await import_(request)
     name = request.query.get("fromImage") or ""
     if not name:
         raise InvalidArgument("fromImage is required")
