@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images.apply import ApplyOptions, apply_layer
-from pallet.images.diff import TarWriter, _walk
+from pallet.images.diff import TarWriter, tar_tree
 from pallet.images.fsview import FullView
 from pallet.linux import libc
 from pallet.linux.paths import resolve_in_root
@@ -132,14 +132,8 @@ def write_tar(path: str, out: BinaryIO) -> None:
     p = ContainerPath.parse(path)
     d = resolve_in_root("/", p.dir)
     target = os.path.join(d, p.base) if p.base else d
-    prefix = "" if p.name == "/" else p.name
     tw = TarWriter(out)
-    st = os.lstat(target)
-    if prefix:
-        tw.add(prefix, target, st)
-    if stat.S_ISDIR(st.st_mode):
-        for rel, host, cst in _walk(target):
-            tw.add(posixpath.join(prefix, rel) if prefix else rel, host, cst)
+    tar_tree(target, "" if p.name == "/" else p.name, tw)
     tw.close()
 
 

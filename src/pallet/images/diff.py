@@ -126,6 +126,17 @@ def tar_dir(root: str, tw: TarWriter) -> None:
         tw.add(rel, host, st)
 
 
+def tar_tree(path: str, name: str, tw: TarWriter) -> None:
+    """`path` and everything below it as entries `name`, `name/...`; with `name` "" only
+    what is below (a directory's contents): the archives of `docker cp` and export."""
+    st = os.lstat(path)
+    if name:
+        tw.add(name, path, st)
+    if stat.S_ISDIR(st.st_mode):
+        for rel, host, cst in _walk(path):
+            tw.add(os.path.join(name, rel) if name else rel, host, cst)
+
+
 def tar_overlay_upper(upper: str, tw: TarWriter) -> None:
     """An overlay upperdir as a changeset: 0:0 devices -> `.wh.name`, opaque -> `.wh..wh..opq`."""
     for rel, host, st in _walk(upper):

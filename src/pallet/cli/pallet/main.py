@@ -18,6 +18,8 @@ LAZY = {
     "push": "pallet.cli.pallet.transfer:push_cmd",
     "login": "pallet.cli.pallet.login:login_cmd",
     "logout": "pallet.cli.pallet.login:logout_cmd",
+    **{verb: f"pallet.cli.pallet.archive:{verb}_cmd"
+       for verb in ("cp", "export", "import", "save", "load", "commit", "diff")},
 }
 
 

@@ -71,10 +71,12 @@ async def _send_tar(request: web.Request, c: Any, path: str, *, content_type: st
                 # the tar is cut short; the client sees a truncated archive, as with dockerd
                 log.warning("copy of %s from %s failed (see the helper's message above)",
                             path, c.id[:12])
-            await resp.write_eof()
-            return resp
         finally:
             await _archive.end_helper(proc)
+    # the end of the response after the rootfs is unmounted and the lock released: a client
+    # that acts on the container next finds it as it was
+    await resp.write_eof()
+    return resp
 
 
 async def get_archive(request: web.Request) -> web.StreamResponse:
