@@ -127,11 +127,14 @@ def test_cp_stopped_and_created_containers(palletd, tmp_path):
     assert palletd.docker("start", "-a", "cps", check=True).stdout == \
         "copied before start\n"
     # exited: the rootfs is mounted for the copy and unmounted again
+    palletd.wait_for(lambda: palletd.inspect("cps")["State"]["Status"] == "exited",
+                     what="the exit")
     out = tmp_path / "script.back"
     palletd.docker("cp", "cps:/script.sh", str(out), check=True)
     assert out.read_text() == "echo copied before start\n"
     rootfs = Path(palletd.inspect("cps")["GraphDriver"]["Data"]["MergedDir"])
-    assert not os.path.ismount(rootfs)
+    # the docker CLI is done when it has read the tar, maybe before the daemon unmounted
+    palletd.wait_for(lambda: not os.path.ismount(rootfs), what="the unmount")
     # and it starts again afterwards
     assert palletd.docker("start", "-a", "cps", check=True).stdout == \
         "copied before start\n"

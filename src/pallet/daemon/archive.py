@@ -73,9 +73,10 @@ async def container_rootfs(cs: Containers, c: Container) -> AsyncIterator[str]:
         if c.removing or c.id not in cs.by_id:
             raise FailedPrecondition(f"container {c.id[:12]} is marked for removal")
         mounted_here = not c.running
-        root = await cs.blocking(cs._mount_rootfs, c)
         try:
-            yield root
+            # cancelled here (the client went away), the mount still happens on the storage
+            # thread, and the unmount queued there after it undoes it
+            yield await cs.blocking(cs._mount_rootfs, c)
         finally:
             if mounted_here:
                 await cs.blocking(cs._unmount_rootfs, c)
