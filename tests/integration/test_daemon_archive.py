@@ -111,6 +111,10 @@ def test_cp_directory_both_ways(palletd, tmp_path):
     palletd.docker("cp", "cpd:/new", str(back), check=True)
     assert (back / "sub" / "b.txt").read_text() == "B\n"
     assert os.readlink(back / "link") == "a.txt"
+    # the contents of a directory (`dir/.`): the destination keeps its own mode
+    palletd.docker("cp", f"{src}/.", "cpd:/tmp", check=True)
+    assert palletd.docker("exec", "cpd", "sh", "-c", "stat -c %a /tmp; cat /tmp/a.txt",
+                          check=True).stdout == "1777\nA\n"
     # the contents of a directory (`dir/.`) into an existing one
     into = tmp_path / "into"
     into.mkdir()

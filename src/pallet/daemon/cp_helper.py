@@ -149,7 +149,7 @@ def extract(path: str, src: BinaryIO, *, no_overwrite: bool, owner: tuple[int, i
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidArgument("extraction point is not a directory")
     apply_layer(src, FullView(target), options=ApplyOptions(
-        owner=owner, whiteouts=False, no_overwrite_dir_non_dir=no_overwrite))
+        owner=owner, whiteouts=False, root_meta=False, no_overwrite_dir_non_dir=no_overwrite))
 
 
 def _enter(root: str) -> None:

@@ -54,10 +54,12 @@ class ApplyOptions:
     chown: bool = field(default_factory=lambda: os.geteuid() == 0)
     devices: bool = field(default_factory=lambda: os.geteuid() == 0)
     # `docker cp` (an archive, not a layer): every entry owned by one uid:gid, `.wh.` names
-    # are plain files, and optionally a directory and a non-directory never replace each
-    # other (the API's noOverwriteDirNonDir).
+    # are plain files, the target directory keeps its own attributes (a `./` entry does not
+    # change them), and optionally a directory and a non-directory never replace each other
+    # (the API's noOverwriteDirNonDir).
     owner: tuple[int, int] | None = None
     whiteouts: bool = True
+    root_meta: bool = True
     no_overwrite_dir_non_dir: bool = False
 
 
@@ -136,7 +138,8 @@ class _Applier:
         if not parts:
             if not m.isdir():
                 raise LayerError(f"entry {m.name!r}: the root must be a directory")
-            self._meta(self.view.root, m, is_dir=True)
+            if self.opts.root_meta:
+                self._meta(self.view.root, m, is_dir=True)
             return
         parent, base = parts[:-1], parts[-1]
         if base.startswith(WHITEOUT_PREFIX) and self.opts.whiteouts:

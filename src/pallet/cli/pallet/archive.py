@@ -96,6 +96,7 @@ def _extract(src: BinaryIO, dest_dir: str) -> None:
 
     # as the docker CLI: ownership is not restored on this side
     apply_layer(src, dest_dir, options=ApplyOptions(chown=False, whiteouts=False,
+                                                    root_meta=False,
                                                     no_overwrite_dir_non_dir=True))
 
 

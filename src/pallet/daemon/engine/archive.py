@@ -92,8 +92,10 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
                 raise _not_found(e, c, path) from None
         return web.Response(headers={STAT_HEADER: base64.b64encode(
             json.dumps(st).encode()).decode(), "Content-Type": "application/json"})
-    return await _send_tar(request, c, path, content_type="application/x-tar",
+    resp = await _send_tar(request, c, path, content_type="application/x-tar",
                            with_stat=True)
+    daemon(request).containers.publish(c, "archive-path")
+    return resp
 
 
 async def put_archive(request: web.Request) -> web.Response:
