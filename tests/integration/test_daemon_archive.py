@@ -192,6 +192,31 @@ def test_cp_symlink_escape_stays_inside(palletd, tmp_path):
     palletd.docker("rm", "-f", "esc", check=True)
 
 
+def test_cp_reaches_bind_mounts(palletd, tmp_path):
+    vol, ro = tmp_path / "vol", tmp_path / "ro"
+    vol.mkdir()
+    ro.mkdir()
+    (vol / "host.txt").write_text("from the host\n")
+    palletd.docker("create", "--name", "vols", "-v", f"{vol}:/data", "-v", f"{ro}:/ro:ro",
+                   "busybox", "cat", "/data/copied.txt", check=True)
+    # into the volume of a container that has never run
+    src = tmp_path / "copied.txt"
+    src.write_text("into the volume\n")
+    palletd.docker("cp", str(src), "vols:/data/", check=True)
+    assert (vol / "copied.txt").read_text() == "into the volume\n"
+    assert palletd.docker("start", "-a", "vols", check=True).stdout == "into the volume\n"
+    out = tmp_path / "host.back"
+    palletd.docker("cp", "vols:/data/host.txt", str(out), check=True)
+    assert out.read_text() == "from the host\n"
+    p = palletd.docker("cp", str(src), "vols:/ro/")
+    assert p.returncode != 0 and "read-only" in p.stderr
+    assert os.listdir(ro) == []
+    # the helper's mounts stayed in its own namespace
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if f" {vol} " in line or "/data " in line.split(" - ")[0]]
+    palletd.docker("rm", "vols", check=True)
+
+
 def test_archive_api_errors_and_stat(palletd):
     palletd.docker("run", "-d", "--name", "api", "busybox", "sh", "-c",
                    "ln -s ../etc/passwd /tmp/pw; sleep 1000", check=True)

@@ -8,10 +8,17 @@ with its symlinks and `..`, is resolved by the kernel inside the container's roo
 the container does meanwhile. Everything the child needs is imported before the chroot:
 the container's tree has no Python.
 
-    python -m pallet.daemon.cp_helper tar ROOT PATH
+    python -m pallet.daemon.cp_helper tar ROOT MOUNTS PATH
         stdout: one JSON line ({"stat": ...} or {"error": kind, "message": ...}), the tar
-    python -m pallet.daemon.cp_helper untar ROOT PATH NO_OVERWRITE UID GID
+    python -m pallet.daemon.cp_helper untar ROOT MOUNTS PATH NO_OVERWRITE UID GID
         stdin: a tar (or a compressed one); stdout: one JSON line, {} or the error
+    python -m pallet.daemon.cp_helper stat ROOT MOUNTS PATH
+        stdout: one JSON line, {"stat": ...} or the error
+
+MOUNTS is a JSON list of the container's bind mounts (runtime-spec mounts): they are
+mounted over the root first, in the child's own mount namespace, so a copy reads and writes
+a volume as the container sees it (dockerd mounts them for a copy too), and nothing outside
+the child ever sees those mounts.
 
 Path semantics are dockerd's (`container.ResolvePath`): the path is absolute in the
 container; every component but the last is resolved (symlinks followed inside the root);
@@ -152,11 +159,30 @@ def extract(path: str, src: BinaryIO, *, no_overwrite: bool, owner: tuple[int, i
         owner=owner, whiteouts=False, root_meta=False, no_overwrite_dir_non_dir=no_overwrite))
 
 
-def _enter(root: str) -> None:
+def _mount_binds(root: str, mounts: list[dict[str, Any]]) -> None:
+    from pallet.linux import mount as mnt
+    from pallet.linux.paths import create_file_in_root, mkdir_all_in_root
+
+    libc.unshare(libc.CLONE_NEWNS)
+    # nothing mounted here may propagate back to palletd's namespace
+    libc.mount(None, "/", None, mnt.MS_REC | mnt.MS_PRIVATE)
+    # parents before children: /data before /data/sub
+    for m in sorted(mounts, key=lambda m: len(ContainerPath.parse(m["destination"]).abs)):
+        dest = m["destination"]
+        target = (mkdir_all_in_root(root, dest) if os.path.isdir(m["source"])
+                  else create_file_in_root(root, dest))
+        opts = mnt.MountOptions(m.get("options"))
+        mnt.bind(m["source"], target, opts)
+        mnt.finish_bind(target, opts)
+
+
+def _enter(root: str, mounts: list[dict[str, Any]]) -> None:
     # what compression.py imports on first use: after the chroot it could not be found
     for mod in ("zstandard", "isal.igzip"):
         with contextlib.suppress(ImportError):
             importlib.import_module(mod)
+    if mounts:
+        _mount_binds(root, mounts)
     os.chroot(root)
     os.chdir("/")
 
@@ -164,9 +190,12 @@ def _enter(root: str) -> None:
 def main(argv: list[str]) -> int:
     out = sys.stdout.buffer
     try:
-        verb, root, path = argv[:3]
-        _enter(root)
-        if verb == "tar":
+        verb, root, mounts, path = argv[:4]
+        argv = argv[4:]
+        _enter(root, json.loads(mounts))
+        if verb == "stat":
+            out.write(json.dumps({"stat": stat_path("/", path)}).encode() + b"\n")
+        elif verb == "tar":
             out.write(json.dumps({"stat": stat_path("/", path)}).encode() + b"\n")
             out.flush()
             # from here on stdout is the tar: a failure is the exit status and stderr
@@ -176,8 +205,8 @@ def main(argv: list[str]) -> int:
                 print(f"cp_helper: tar {path}: {e}", file=sys.stderr)
                 return 1
         elif verb == "untar":
-            extract(path, sys.stdin.buffer, no_overwrite=argv[3] == "1",
-                    owner=(int(argv[4]), int(argv[5])))
+            extract(path, sys.stdin.buffer, no_overwrite=argv[0] == "1",
+                    owner=(int(argv[1]), int(argv[2])))
             out.write(b"{}\n")
         else:
             raise InvalidArgument(f"unknown verb {verb!r}")

@@ -42,22 +42,35 @@ def _not_found(e: NotFound, c: Any, path: str) -> NotFound:
     return NotFound(f"Could not find the file {path} in container {c.name}")
 
 
+def _binds(c: Any) -> str:
+    """The container's bind mounts (volumes) as the copy helper mounts them."""
+    from pallet.daemon.spec import binds
+
+    return json.dumps(binds(c.rec["HostConfig"]))
+
+
+async def _helper_answer(proc: Any, c: Any, path: str) -> dict[str, Any]:
+    """The helper's first line; an error there is raised as the kind it names."""
+    line = await proc.stdout.readline()
+    head = json.loads(line) if line.strip() else {"error": "system",
+                                                   "message": "the copy helper died"}
+    if "error" in head:
+        err = _archive.helper_error(head)
+        raise _not_found(err, c, path) if isinstance(err, NotFound) else err
+    return head
+
+
 # --- container files ----------------------------------------------------------------------
 
 
 async def _send_tar(request: web.Request, c: Any, path: str, *, content_type: str,
-                    with_stat: bool) -> web.StreamResponse:
+                    with_stat: bool, mounts: str) -> web.StreamResponse:
     d = daemon(request)
     async with _archive.container_rootfs(d.containers, c) as root:
-        proc = await _archive.spawn_helper("tar", root, path)
+        proc = await _archive.spawn_helper("tar", root, mounts, path)
         try:
             assert proc.stdout is not None
-            line = await proc.stdout.readline()
-            head = json.loads(line) if line.strip() else {"error": "system",
-                                                           "message": "the copy helper died"}
-            if "error" in head:
-                err = _archive.helper_error(head)
-                raise _not_found(err, c, path) if isinstance(err, NotFound) else err
+            head = await _helper_answer(proc, c, path)
             headers = {"Content-Type": content_type}
             if with_stat:
                 headers[STAT_HEADER] = base64.b64encode(
@@ -85,15 +98,23 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     path = _path(request)
     if request.method == "HEAD":
         d = daemon(request)
+        mounts = _binds(c)
         async with _archive.container_rootfs(d.containers, c) as root:
-            try:
-                st = await asyncio.to_thread(stat_path, root, path)
-            except NotFound as e:
-                raise _not_found(e, c, path) from None
+            if mounts == "[]":  # no volumes to mount first: no need for the helper
+                try:
+                    st = await asyncio.to_thread(stat_path, root, path)
+                except NotFound as e:
+                    raise _not_found(e, c, path) from None
+            else:
+                proc = await _archive.spawn_helper("stat", root, mounts, path)
+                try:
+                    st = (await _helper_answer(proc, c, path))["stat"]
+                finally:
+                    await _archive.end_helper(proc)
         return web.Response(headers={STAT_HEADER: base64.b64encode(
             json.dumps(st).encode()).decode(), "Content-Type": "application/json"})
     resp = await _send_tar(request, c, path, content_type="application/x-tar",
-                           with_stat=True)
+                           with_stat=True, mounts=_binds(c))
     daemon(request).containers.publish(c, "archive-path")
     return resp
 
@@ -112,7 +133,7 @@ async def put_archive(request: web.Request) -> web.Response:
             u = await asyncio.to_thread(resolve_user, root, c.rec["Config"]["User"])
             owner = (int(u["uid"]), int(u["gid"]))
         proc = await _archive.spawn_helper(
-            "untar", root, path, "1" if qbool(request, "noOverwriteDirNonDir") else "0",
+            "untar", root, _binds(c), path, "1" if qbool(request, "noOverwriteDirNonDir") else "0",
             str(owner[0]), str(owner[1]), stdin=asyncio.subprocess.PIPE)
         try:
             assert proc.stdin is not None and proc.stdout is not None
@@ -132,6 +153,8 @@ async def put_archive(request: web.Request) -> web.Response:
                                                   "message": "the copy helper died"}
     if "error" in answer:
         err = _archive.helper_error(answer)
+        if "Read-only file system" in str(err):
+            return reply({"message": f"mounted volume is marked read-only: {err}"}, 403)
         raise _not_found(err, c, path) if isinstance(err, NotFound) else err
     d.containers.publish(c, "extract-to-dir")
     return web.Response(status=200)
@@ -139,8 +162,9 @@ async def put_archive(request: web.Request) -> web.Response:
 
 async def export(request: web.Request) -> web.StreamResponse:
     c = _container(request)
+    # the container's own filesystem: volumes are not part of an export
     resp = await _send_tar(request, c, "/", content_type="application/octet-stream",
-                           with_stat=False)
+                           with_stat=False, mounts="[]")
     daemon(request).containers.publish(c, "export")
     return resp
 
