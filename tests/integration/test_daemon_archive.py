@@ -120,6 +120,11 @@ def test_cp_directory_both_ways(palletd, tmp_path):
     into.mkdir()
     palletd.docker("cp", "cpd:/new/sub/.", str(into), check=True)
     assert sorted(os.listdir(into)) == ["b.txt"]
+    # the whole root: entries `/`, `/bin`, ..., named after the destination
+    whole = tmp_path / "whole"
+    palletd.docker("cp", "cpd:/", str(whole), check=True)
+    assert (whole / "new" / "sub" / "b.txt").read_text() == "B\n"
+    assert (whole / "bin" / "busybox").is_file()
     palletd.docker("rm", "-f", "cpd", check=True)
 
 

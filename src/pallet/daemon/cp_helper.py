@@ -14,6 +14,8 @@ the container's tree has no Python.
         stdin: a tar (or a compressed one); stdout: one JSON line, {} or the error
     python -m pallet.daemon.cp_helper stat ROOT MOUNTS PATH
         stdout: one JSON line, {"stat": ...} or the error
+    python -m pallet.daemon.cp_helper export ROOT MOUNTS /
+        stdout: as tar, the entries named as `docker export` names them (`bin/sh`)
 
 MOUNTS is a JSON list of the container's bind mounts (runtime-spec mounts): they are
 mounted over the root first, in the child's own mount namespace, so a copy reads and writes
@@ -23,7 +25,7 @@ the child ever sees those mounts.
 Path semantics are dockerd's (`container.ResolvePath`): the path is absolute in the
 container; every component but the last is resolved (symlinks followed inside the root);
 the last is taken as it is, unless the path ends in `/` or `/.`. Tar entries are named from
-the last element (`/etc/passwd` -> `passwd`, `/etc` -> `etc/...`, `/` -> the children).
+the last element (`/etc/passwd` -> `passwd`, `/etc` -> `etc/...`, `/` -> `/`, `/bin/...`).
 """
 
 from __future__ import annotations
@@ -140,7 +142,14 @@ def write_tar(path: str, out: BinaryIO) -> None:
     d = resolve_in_root("/", p.dir)
     target = os.path.join(d, p.base) if p.base else d
     tw = TarWriter(out)
-    tar_tree(target, "" if p.name == "/" else p.name, tw)
+    tar_tree(target, p.name, tw)
+    tw.close()
+
+
+def write_export(out: BinaryIO) -> None:
+    """The whole tree, entries named from it (`bin/sh`), as `docker export` writes it."""
+    tw = TarWriter(out)
+    tar_tree("/", "", tw)
     tw.close()
 
 
@@ -195,14 +204,17 @@ def main(argv: list[str]) -> int:
         _enter(root, json.loads(mounts))
         if verb == "stat":
             out.write(json.dumps({"stat": stat_path("/", path)}).encode() + b"\n")
-        elif verb == "tar":
+        elif verb in ("tar", "export"):
             out.write(json.dumps({"stat": stat_path("/", path)}).encode() + b"\n")
             out.flush()
             # from here on stdout is the tar: a failure is the exit status and stderr
             try:
-                write_tar(path, out)
+                if verb == "tar":
+                    write_tar(path, out)
+                else:
+                    write_export(out)
             except (OSError, PalletError) as e:
-                print(f"cp_helper: tar {path}: {e}", file=sys.stderr)
+                print(f"cp_helper: {verb} {path}: {e}", file=sys.stderr)
                 return 1
         elif verb == "untar":
             extract(path, sys.stdin.buffer, no_overwrite=argv[0] == "1",

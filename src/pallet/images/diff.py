@@ -59,7 +59,8 @@ class TarWriter:
 
     def add(self, rel: str, host: str, st: os.stat_result | None = None) -> None:
         st = st or os.lstat(host)
-        ti = tarfile.TarInfo(rel + ("/" if stat.S_ISDIR(st.st_mode) else ""))
+        is_dir = stat.S_ISDIR(st.st_mode) and not rel.endswith("/")
+        ti = tarfile.TarInfo(rel + ("/" if is_dir else ""))
         ti.mode = stat.S_IMODE(st.st_mode)
         ti.uid, ti.gid = st.st_uid, st.st_gid
         ti.uname = ti.gname = ""
@@ -128,7 +129,8 @@ def tar_dir(root: str, tw: TarWriter) -> None:
 
 def tar_tree(path: str, name: str, tw: TarWriter) -> None:
     """`path` and everything below it as entries `name`, `name/...`; with `name` "" only
-    what is below (a directory's contents): the archives of `docker cp` and export."""
+    what is below (a directory's contents): the archives of `docker cp` and export. (For a
+    container's `/` dockerd names them `/`, `/bin`, ...: `name` "/" does that.)"""
     st = os.lstat(path)
     if name:
         tw.add(name, path, st)

@@ -132,12 +132,11 @@ def copy_from(c: Client, container: str, src: str, dst: str, follow: bool, quiet
                 raise InvalidArgument("cannot copy a directory to a file")
             with tempfile.TemporaryDirectory(prefix=".pallet-cp-", dir=parent) as tmp:
                 _extract(body, tmp)  # type: ignore[arg-type]
-                got = os.path.join(tmp, name) if name != "." else tmp
-                if name == ".":
+                if name in (".", "/"):  # entries `./x` or `/x`: the directory is `tmp`
                     os.rename(tmp, dst)
                     os.mkdir(tmp)  # TemporaryDirectory removes it again
                 else:
-                    os.replace(got, dst)
+                    os.replace(os.path.join(tmp, name), dst)
     finally:
         conn.close()
     if not quiet:

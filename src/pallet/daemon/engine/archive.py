@@ -63,11 +63,11 @@ async def _helper_answer(proc: Any, c: Any, path: str) -> dict[str, Any]:
 # --- container files ----------------------------------------------------------------------
 
 
-async def _send_tar(request: web.Request, c: Any, path: str, *, content_type: str,
-                    with_stat: bool, mounts: str) -> web.StreamResponse:
+async def _send_tar(request: web.Request, c: Any, path: str, *, verb: str,
+                    content_type: str, with_stat: bool, mounts: str) -> web.StreamResponse:
     d = daemon(request)
     async with _archive.container_rootfs(d.containers, c) as root:
-        proc = await _archive.spawn_helper("tar", root, mounts, path)
+        proc = await _archive.spawn_helper(verb, root, mounts, path)
         try:
             assert proc.stdout is not None
             head = await _helper_answer(proc, c, path)
@@ -113,7 +113,7 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
                     await _archive.end_helper(proc)
         return web.Response(headers={STAT_HEADER: base64.b64encode(
             json.dumps(st).encode()).decode(), "Content-Type": "application/json"})
-    resp = await _send_tar(request, c, path, content_type="application/x-tar",
+    resp = await _send_tar(request, c, path, verb="tar", content_type="application/x-tar",
                            with_stat=True, mounts=_binds(c))
     daemon(request).containers.publish(c, "archive-path")
     return resp
@@ -163,7 +163,8 @@ async def put_archive(request: web.Request) -> web.Response:
 async def export(request: web.Request) -> web.StreamResponse:
     c = _container(request)
     # the container's own filesystem: volumes are not part of an export
-    resp = await _send_tar(request, c, "/", content_type="application/octet-stream",
+    resp = await _send_tar(request, c, "/", verb="export",
+                           content_type="application/octet-stream",
                            with_stat=False, mounts="[]")
     daemon(request).containers.publish(c, "export")
     return resp
