@@ -77,7 +77,12 @@ class TarWriter:
             if st.st_nlink > 1:
                 self._inodes[key] = rel
             ti.type, ti.size = tarfile.REGTYPE, st.st_size
-            with open(host, "rb") as f:
+            # The tree may be a running container's: what was a file at lstat may be a
+            # symlink (not followed) or a FIFO (would block) by now.
+            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(errno.EAGAIN, "changed while being read", host)
                 self.tf.addfile(ti, f)
             return
         if fmt == stat.S_IFDIR:
