@@ -22,13 +22,16 @@ import json
 import os
 import shlex
 import stat
+import subprocess
 import sys
 import tarfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from pallet.content.labels import GC_ROOT, UNCOMPRESSED
 from pallet.content.local import LocalStore, write_blob
+from pallet.daemon.cp_helper import Skipping
 from pallet.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -126,32 +129,16 @@ class _Recorder:
         pass
 
 
-class _Skipping:
-    """Passes entries on to a TarWriter, except the runtime's own mountpoints."""
-
-    def __init__(self, tw: TarWriter, skip: Callable[[str], bool]) -> None:
-        self.tw = tw
-        self.skip = skip
-
-    def add(self, rel: str, host: str, st: os.stat_result | None = None) -> None:
-        if not self.skip(rel):
-            self.tw.add(rel, host, st)
-
-    def whiteout(self, rel_parent: str, name: str) -> None:
-        self.tw.whiteout(rel_parent, name)
-
-    def opaque(self, rel_dir: str) -> None:
-        self.tw.opaque(rel_dir)
-
-
 class SnapshotChanges:
     """What a container's snapshot holds over its image: written as a layer, or listed."""
 
     def __init__(self, svc: ImageService, key: str, mountpoints: set[str]) -> None:
         sn = svc.snapshotter
         m = sn.mounts(key)[0]
+        self.upper: str | None = None
         if m.type == "overlay":
             upper, lowers = m.option("upperdir") or "", (m.option("lowerdir") or "").split(":")
+            self.upper = upper
             below = OverlayView(lowers[0], lowers[1:])
             self._produce: Callable[[Any], None] = lambda tw: tar_overlay_upper(upper, tw)
             self.below: Callable[[str], os.stat_result | None] = \
@@ -171,7 +158,34 @@ class SnapshotChanges:
         return rel in self.mountpoints and self.below(rel) is None
 
     def write(self, tw: TarWriter) -> None:
-        self._produce(_Skipping(tw, self.runtime_made))
+        self._produce(Skipping(tw, self.runtime_made))
+
+    def store(self, content: LocalStore) -> tuple[Descriptor, Digest]:
+        """The changes as a layer in the content store: its descriptor and diffID.
+
+        An overlay upperdir is read by the copy helper chrooted into it: a running
+        container can swap a directory there for a symlink while the layer is written, and
+        must not make palletd put the host's files into an image it can read. (The native
+        snapshotter's comparison needs two trees; it is read here.)"""
+        if self.upper is None:
+            info = commit_layer(content, self.write, mt.GZIP)
+            return info.descriptor(), info.diff_id
+        skip = sorted(m for m in self.mountpoints if self.below(m) is None)
+        proc = subprocess.Popen([sys.executable, "-m", HELPER, "layer", self.upper, "[]",
+                                 json.dumps(skip)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            # an uncompressed layer: the blob is the tar, its digest the diffID
+            dg = write_blob(content, f"commit-{uuid.uuid4().hex}", proc.stdout)  # type: ignore[arg-type]
+        finally:
+            proc.stdout.close()
+            rc = proc.wait()
+        if rc != 0:
+            raise SystemError_(f"reading the container's changes failed (status {rc}; "
+                               "palletd's log has the helper's message)")
+        content.update_labels(dg, {UNCOMPRESSED: str(dg)})
+        return Descriptor(mt.IMAGE_LAYER, dg, content.info(dg).size), dg
 
     def list(self) -> list[dict[str, Any]]:
         """docker diff: Kind 0 modified, 1 added, 2 deleted; a directory that holds a
@@ -352,15 +366,15 @@ def commit(svc: ImageService, rec: dict[str, Any], parent: Any, bundle_dir: str,
     apply_changes(new_cfg, changes)
     created = now_rfc3339()
     with svc.lease():
-        layer = commit_layer(svc.content, ch.write, mt.GZIP)
+        layer, diff_id = ch.store(svc.content)
         icfg = ImageConfig(
             architecture=base.architecture, os=base.os, variant=base.variant,
-            diff_ids=[*base.diff_ids, layer.diff_id], config=new_cfg, created=created,
+            diff_ids=[*base.diff_ids, diff_id], config=new_cfg, created=created,
             author=author or None,
             history=[*(base.history or []), History(
                 created=created, author=author or None, comment=comment or None,
                 created_by=" ".join([rec["Path"], *rec["Args"]]))])
-        return store_image(svc, icfg, [*parent.layers, layer.descriptor()], name)
+        return store_image(svc, icfg, [*parent.layers, layer], name)
 
 
 # --- import -------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ the container's tree has no Python.
         stdout: one JSON line ({"stat": ...} or {"error": kind, "message": ...}), the tar
     python -m pallet.daemon.cp_helper untar ROOT MOUNTS PATH NO_OVERWRITE UID GID
         stdin: a tar (or a compressed one); stdout: one JSON line, {} or the error
+    python -m pallet.daemon.cp_helper layer UPPERDIR [] SKIP
+        stdout: an overlay upperdir's changes as a layer tar (SKIP: JSON list of paths)
     python -m pallet.daemon.cp_helper stat ROOT MOUNTS PATH
         stdout: one JSON line, {"stat": ...} or the error
     python -m pallet.daemon.cp_helper export ROOT MOUNTS /
@@ -39,12 +41,13 @@ import os
 import posixpath
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images.apply import ApplyOptions, apply_layer
-from pallet.images.diff import TarWriter, tar_tree
+from pallet.images.diff import TarWriter, tar_overlay_upper, tar_tree
 from pallet.images.fsview import FullView
 from pallet.linux import libc
 from pallet.linux.paths import resolve_in_root
@@ -168,6 +171,32 @@ def extract(path: str, src: BinaryIO, *, no_overwrite: bool, owner: tuple[int, i
         owner=owner, whiteouts=False, root_meta=False, no_overwrite_dir_non_dir=no_overwrite))
 
 
+class Skipping:
+    """A TarWriter that leaves out some entries: the mountpoints a runtime made in a
+    container's tree are not the container's changes."""
+
+    def __init__(self, tw: TarWriter, skip: Callable[[str], bool]) -> None:
+        self.tw = tw
+        self.skip = skip
+
+    def add(self, rel: str, host: str, st: os.stat_result | None = None) -> None:
+        if not self.skip(rel):
+            self.tw.add(rel, host, st)
+
+    def whiteout(self, rel_parent: str, name: str) -> None:
+        self.tw.whiteout(rel_parent, name)
+
+    def opaque(self, rel_dir: str) -> None:
+        self.tw.opaque(rel_dir)
+
+
+def write_layer(skip: list[str], out: BinaryIO) -> None:
+    """The chroot is an overlay upperdir: its changes as a layer tar."""
+    tw = TarWriter(out)
+    tar_overlay_upper("/", Skipping(tw, set(skip).__contains__))  # type: ignore[arg-type]
+    tw.close()
+
+
 def _mount_binds(root: str, mounts: list[dict[str, Any]]) -> None:
     from pallet.linux import mount as mnt
     from pallet.linux.paths import create_file_in_root, mkdir_all_in_root
@@ -202,7 +231,13 @@ def main(argv: list[str]) -> int:
         verb, root, mounts, path = argv[:4]
         argv = argv[4:]
         _enter(root, json.loads(mounts))
-        if verb == "stat":
+        if verb == "layer":
+            try:
+                write_layer(json.loads(path), out)
+            except OSError as e:
+                print(f"cp_helper: layer: {e}", file=sys.stderr)
+                return 1
+        elif verb == "stat":
             out.write(json.dumps({"stat": stat_path("/", path)}).encode() + b"\n")
         elif verb in ("tar", "export"):
             out.write(json.dumps({"stat": stat_path("/", path)}).encode() + b"\n")
