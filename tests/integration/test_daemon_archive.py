@@ -222,7 +222,7 @@ def test_cp_reaches_bind_mounts(palletd, tmp_path):
     palletd.docker("rm", "vols", check=True)
 
 
-def test_archive_api_errors_and_stat(palletd):
+def test_archive_api_errors_and_stat(palletd, tmp_path):
     palletd.docker("run", "-d", "--name", "api", "busybox", "sh", "-c",
                    "ln -s ../etc/passwd /tmp/pw; sleep 1000", check=True)
     palletd.wait_for(lambda: _request(palletd, "HEAD", "/v1.41/containers/api/archive"
@@ -251,11 +251,16 @@ def test_archive_api_errors_and_stat(palletd):
         _tar([("tmp", "file", "x")]))
     assert status == 400 and b"cannot overwrite directory" in body
     palletd.docker("rm", "-f", "api", check=True)
-    palletd.docker("run", "-d", "--read-only", "--name", "ro", "busybox", "sleep", "1000",
-                   check=True)
+    palletd.docker("run", "-d", "--read-only", "-v", f"{tmp_path}:/data", "--name", "ro",
+                   "busybox", "sleep", "1000", check=True)
     status, _, body = _request(palletd, "PUT", "/v1.41/containers/ro/archive?path=/tmp",
                                _tar([("f", "file", "x")]))
     assert status == 403 and b"read-only" in body
+    # a volume of a read-only container takes files
+    status, _, body = _request(palletd, "PUT", "/v1.41/containers/ro/archive?path=/data",
+                               _tar([("f", "file", "x")]))
+    assert status == 200, body
+    assert (tmp_path / "f").read_text() == "x"
     palletd.docker("rm", "-f", "ro", check=True)
 
 

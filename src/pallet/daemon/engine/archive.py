@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import tempfile
 from typing import Any
 
@@ -38,15 +39,21 @@ def _path(request: web.Request) -> str:
     return path
 
 
-def _not_found(e: NotFound, c: Any, path: str) -> NotFound:
+def _not_found(c: Any, path: str) -> NotFound:
     return NotFound(f"Could not find the file {path} in container {c.name}")
 
 
-def _binds(c: Any) -> str:
-    """The container's bind mounts (volumes) as the copy helper mounts them."""
+def _binds(c: Any) -> list[dict[str, Any]]:
+    """The container's bind mounts (volumes), which the copy helper mounts first."""
     from pallet.daemon.spec import binds
 
-    return json.dumps(binds(c.rec["HostConfig"]))
+    return binds(c.rec["HostConfig"])
+
+
+def _in_volume(binds: list[dict[str, Any]], path: str) -> bool:
+    p = posixpath.normpath("/" + path.lstrip("/"))
+    return any(p == m["destination"].rstrip("/") or p.startswith(
+        m["destination"].rstrip("/") + "/") for m in binds)
 
 
 async def _helper_answer(proc: Any, c: Any, path: str) -> dict[str, Any]:
@@ -56,7 +63,7 @@ async def _helper_answer(proc: Any, c: Any, path: str) -> dict[str, Any]:
                                                    "message": "the copy helper died"}
     if "error" in head:
         err = _archive.helper_error(head)
-        raise _not_found(err, c, path) if isinstance(err, NotFound) else err
+        raise _not_found(c, path) if isinstance(err, NotFound) else err
     return head
 
 
@@ -64,10 +71,11 @@ async def _helper_answer(proc: Any, c: Any, path: str) -> dict[str, Any]:
 
 
 async def _send_tar(request: web.Request, c: Any, path: str, *, verb: str,
-                    content_type: str, with_stat: bool, mounts: str) -> web.StreamResponse:
+                    content_type: str, with_stat: bool, mounts: list[dict[str, Any]]
+                    ) -> web.StreamResponse:
     d = daemon(request)
     async with _archive.container_rootfs(d.containers, c) as root:
-        proc = await _archive.spawn_helper(verb, root, mounts, path)
+        proc = await _archive.spawn_helper(verb, root, json.dumps(mounts), path)
         try:
             assert proc.stdout is not None
             head = await _helper_answer(proc, c, path)
@@ -100,13 +108,13 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
         d = daemon(request)
         mounts = _binds(c)
         async with _archive.container_rootfs(d.containers, c) as root:
-            if mounts == "[]":  # no volumes to mount first: no need for the helper
+            if not mounts:  # no volumes to mount first: no need for the helper
                 try:
                     st = await asyncio.to_thread(stat_path, root, path)
-                except NotFound as e:
-                    raise _not_found(e, c, path) from None
+                except NotFound:
+                    raise _not_found(c, path) from None
             else:
-                proc = await _archive.spawn_helper("stat", root, mounts, path)
+                proc = await _archive.spawn_helper("stat", root, json.dumps(mounts), path)
                 try:
                     st = (await _helper_answer(proc, c, path))["stat"]
                 finally:
@@ -123,7 +131,10 @@ async def put_archive(request: web.Request) -> web.Response:
     d = daemon(request)
     c = _container(request)
     path = _path(request)
-    if c.rec["HostConfig"].get("ReadonlyRootfs"):
+    mounts = _binds(c)
+    # the rootfs is writable where palletd mounts it: the container's read-only flag is
+    # checked here (a volume stays writable, as with dockerd)
+    if c.rec["HostConfig"].get("ReadonlyRootfs") and not _in_volume(mounts, path):
         return reply({"message": "container rootfs is marked read-only"}, 403)
     owner = (0, 0)
     async with _archive.container_rootfs(d.containers, c) as root:
@@ -132,9 +143,10 @@ async def put_archive(request: web.Request) -> web.Response:
 
             u = await asyncio.to_thread(resolve_user, root, c.rec["Config"]["User"])
             owner = (int(u["uid"]), int(u["gid"]))
+        no_overwrite = "1" if qbool(request, "noOverwriteDirNonDir") else "0"
         proc = await _archive.spawn_helper(
-            "untar", root, _binds(c), path, "1" if qbool(request, "noOverwriteDirNonDir") else "0",
-            str(owner[0]), str(owner[1]), stdin=asyncio.subprocess.PIPE)
+            "untar", root, json.dumps(mounts), path, no_overwrite, str(owner[0]),
+            str(owner[1]), stdin=asyncio.subprocess.PIPE)
         try:
             assert proc.stdin is not None and proc.stdout is not None
             try:
@@ -155,7 +167,7 @@ async def put_archive(request: web.Request) -> web.Response:
         err = _archive.helper_error(answer)
         if "Read-only file system" in str(err):
             return reply({"message": f"mounted volume is marked read-only: {err}"}, 403)
-        raise _not_found(err, c, path) if isinstance(err, NotFound) else err
+        raise _not_found(c, path) if isinstance(err, NotFound) else err
     d.containers.publish(c, "extract-to-dir")
     return web.Response(status=200)
 
@@ -165,7 +177,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     # the container's own filesystem: volumes are not part of an export
     resp = await _send_tar(request, c, "/", verb="export",
                            content_type="application/octet-stream",
-                           with_stat=False, mounts="[]")
+                           with_stat=False, mounts=[])
     daemon(request).containers.publish(c, "export")
     return resp
 
