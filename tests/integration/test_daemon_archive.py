@@ -305,11 +305,16 @@ def test_commit_then_run(palletd):
                      == 0, what="live.txt")
     palletd.docker("commit", "com2", "committed:2", check=True)
     assert _run_out(palletd, "committed:2", "cat", "/live.txt") == "live\n"
+    # paused for the commit (the default), running again after it
     assert palletd.inspect("com2")["State"]["Running"]
+    assert palletd.docker("exec", "com2", "echo", "thawed", timeout=20,
+                          check=True).stdout == "thawed\n"
+    palletd.docker("commit", "--pause=false", "com2", "committed:3", check=True)
+    assert _run_out(palletd, "committed:3", "cat", "/live.txt") == "live\n"
     p = palletd.docker("commit", "com2")
     assert p.returncode != 0 and "repository name" in p.stderr
     palletd.docker("rm", "-f", "com", "com2", check=True)
-    palletd.docker("rmi", "committed:1", "committed:2", check=True)
+    palletd.docker("rmi", "committed:1", "committed:2", "committed:3", check=True)
 
 
 def test_export_import_run(palletd, tmp_path):

@@ -326,8 +326,8 @@ def import_cmd(ctx: click.Context, change: tuple[str, ...], message: str,
 @click.option("-c", "--change", multiple=True, help="apply Dockerfile instruction to the "
               "created image")
 @click.option("-m", "--message", default="", help="commit message")
-@click.option("-p", "--pause/--no-pause", default=True, help="pause container during commit "
-              "(palletd cannot pause: accepted and ignored)")
+@click.option("-p", "--pause", type=click.BOOL, default=True, show_default=True,
+              help="pause container during commit (--pause=false to not)")
 @click.argument("container")
 @click.argument("reference", required=False)
 @click.pass_context

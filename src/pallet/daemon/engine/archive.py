@@ -219,10 +219,26 @@ async def commit(request: web.Request) -> web.Response:
     except NotFound:
         raise NotFound(f"the image of container {c.name} ({c.rec['Image']}) is gone") \
             from None
-    iid = await d.blocking(
-        _archive.commit, d.images.svc, c.rec, parent, d.cfg.bundle_dir(c.id), name=name,
-        author=request.query.get("author") or "", comment=request.query.get("comment") or "",
-        changes=_changes(request), config=config if isinstance(config, dict) else None)
+    # dockerd freezes a running container for a commit (pause=true, the default), so the
+    # layer is one moment of its files
+    paused = qbool(request, "pause", True) and c.running and not c.state.get("Paused")
+    if paused:
+        rc, _ = await d.runtime_output(c, "pause", c.id)
+        if rc != 0:
+            log.warning("commit of %s: the runtime could not pause it; committing it running",
+                        c.id[:12])
+            paused = False
+    try:
+        iid = await d.blocking(
+            _archive.commit, d.images.svc, c.rec, parent, d.cfg.bundle_dir(c.id), name=name,
+            author=request.query.get("author") or "",
+            comment=request.query.get("comment") or "", changes=_changes(request),
+            config=config if isinstance(config, dict) else None)
+    finally:
+        if paused:
+            rc, _ = await d.runtime_output(c, "resume", c.id)
+            if rc != 0:
+                log.error("commit of %s: the runtime could not resume it", c.id[:12])
     d.containers.publish(c, "commit", comment=request.query.get("comment") or "")
     if name:
         d.events.publish("image", "tag", name, {"name": familiar(name)})
