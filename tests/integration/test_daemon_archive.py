@@ -92,6 +92,13 @@ def test_cp_file_both_ways_running(palletd, tmp_path):
         assert t.getnames() == ["passwd"]
         assert b"root:x:0:0" in t.extractfile("passwd").read()  # type: ignore[union-attr]
     palletd.docker("rm", "-f", "cpf", check=True)
+    # -a (copyUIDGID): the files belong to the container's user
+    palletd.docker("run", "-d", "-u", "nobody", "--name", "cpu", "busybox", "sleep", "1000",
+                   check=True)
+    palletd.docker("cp", "-a", str(src), "cpu:/tmp/mine.txt", check=True)
+    assert palletd.docker("exec", "cpu", "stat", "-c", "%u:%g", "/tmp/mine.txt",
+                          check=True).stdout.strip() == "65534:65534"
+    palletd.docker("rm", "-f", "cpu", check=True)
 
 
 def test_cp_directory_both_ways(palletd, tmp_path):
