@@ -204,6 +204,37 @@ def test_cp_symlink_escape_stays_inside(palletd, tmp_path):
     palletd.docker("rm", "-f", "esc", check=True)
 
 
+def _helpers(palletd) -> list[int]:
+    """This daemon's copy helpers still running."""
+    out = []
+    for pid in palletd.our_pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"pallet.daemon.cp_helper" in f.read():
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def test_client_gone_midway_leaves_nothing(palletd):
+    palletd.docker("run", "--name", "big", "busybox", "dd", "if=/dev/zero", "of=/big",
+                   "bs=1M", "count=32", check=True)
+    palletd.wait_for(lambda: palletd.inspect("big")["State"]["Status"] == "exited",
+                     what="the exit")
+    c = UnixHTTP(palletd.sock, 60)
+    c.request("GET", "/v1.41/containers/big/archive?path=/big")
+    r = c.getresponse()
+    assert r.status == 200 and len(r.read(65536)) == 65536
+    c.close()  # the client goes away with most of the tar unread
+    rootfs = Path(palletd.inspect("big")["GraphDriver"]["Data"]["MergedDir"])
+    palletd.wait_for(lambda: not os.path.ismount(rootfs) and not _helpers(palletd),
+                     what="the helper to end and the rootfs to be unmounted")
+    # the container's lock was let go: it starts again
+    palletd.docker("start", "-a", "big", check=True)
+    palletd.docker("rm", "big", check=True)
+
+
 def test_cp_reaches_bind_mounts(palletd, tmp_path):
     vol, ro = tmp_path / "vol", tmp_path / "ro"
     vol.mkdir()
