@@ -349,10 +349,52 @@ def test_commit_then_run(palletd):
                           check=True).stdout == "thawed\n"
     palletd.docker("commit", "--pause=false", "com2", "committed:3", check=True)
     assert _run_out(palletd, "committed:3", "cat", "/live.txt") == "live\n"
-    p = palletd.docker("commit", "com2")
-    assert p.returncode != 0 and "repository name" in p.stderr
     palletd.docker("rm", "-f", "com", "com2", check=True)
     palletd.docker("rmi", "committed:1", "committed:2", "committed:3", check=True)
+
+
+def _dangling(palletd) -> list[str]:
+    """IDs of the images `docker images` shows as <none>:<none>."""
+    _, imgs = palletd.api("GET", "/images/json")
+    out = [i["Id"] for i in imgs if not i["RepoTags"]]
+    listed = palletd.docker("images", "--no-trunc", check=True).stdout.splitlines()[1:]
+    assert sorted(out) == sorted(ln.split()[2] for ln in listed if ln.startswith("<none>"))
+    return out
+
+
+def test_untagged_images(palletd, tmp_path):
+    """commit and import without a name, load of an untagged archive: dangling images, as
+    docker keeps them; a tag names one, prune removes them."""
+    palletd.docker("run", "--name", "unt", "busybox", "sh", "-c", "echo untagged > /u.txt",
+                   check=True)
+    iid = palletd.docker("commit", "unt", check=True).stdout.strip()
+    palletd.docker("rm", "unt", check=True)
+    assert iid in _dangling(palletd)
+    assert _run_out(palletd, iid, "cat", "/u.txt") == "untagged\n"
+    info = json.loads(palletd.docker("inspect", iid, check=True).stdout)[0]
+    assert info["RepoTags"] == [] and info["Id"] == iid
+    # saved by ID the archive names no tag; loaded back it is dangling again
+    out = tmp_path / "untagged.tar"
+    palletd.docker("save", "-o", str(out), iid, check=True)
+    palletd.docker("rmi", iid, check=True)
+    assert palletd.docker("inspect", iid).returncode != 0
+    p = palletd.docker("load", "-i", str(out), check=True)
+    assert p.stdout.strip() == f"Loaded image ID: {iid}"
+    assert _run_out(palletd, iid, "cat", "/u.txt") == "untagged\n"
+    # a tag names it: no longer dangling
+    palletd.docker("tag", iid, "named-now:1", check=True)
+    assert iid not in _dangling(palletd)
+    palletd.docker("rmi", "named-now:1", check=True)
+    # import without a name, then prune takes it (and nothing named)
+    exported = tmp_path / "x.tar"
+    palletd.docker("create", "--name", "unt2", "busybox", check=True)
+    palletd.docker("export", "-o", str(exported), "unt2", check=True)
+    palletd.docker("rm", "unt2", check=True)
+    iid2 = palletd.docker("import", str(exported), check=True).stdout.strip()
+    assert iid2 in _dangling(palletd)
+    palletd.docker("image", "prune", "-f", check=True)
+    assert palletd.docker("inspect", iid2).returncode != 0
+    assert palletd.docker("inspect", "busybox", check=True).returncode == 0
 
 
 def test_export_import_run(palletd, tmp_path):
@@ -480,6 +522,9 @@ def test_dockerpy_archive_and_images(palletd):
         img = ct.commit("dpy-image", "v1", changes=["CMD cat /tmp/dpy/one.txt"])
         assert client.containers.run("dpy-image:v1", remove=True) == b"one\n"
         assert [c["Path"] for c in ct.diff()] == ["/tmp", "/tmp/dpy", "/tmp/dpy/one.txt"]
+        untagged = ct.commit()
+        assert untagged.tags == [] and untagged.id != img.id
+        client.images.remove(untagged.id)
         data = b"".join(img.save(named=True))
         ct.remove(force=True)
         client.images.remove("dpy-image:v1")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pallet.content.labels import GC_ROOT, UNCOMPRESSED
 from pallet.content.local import LocalStore, write_blob
 from pallet.daemon.cp_helper import Skipping
+from pallet.daemon.images import dangling_name
 from pallet.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -309,8 +310,8 @@ def apply_changes(cfg: ContainerConfig, changes: list[str]) -> None:
 
 def store_image(svc: ImageService, config: ImageConfig, layers: list[Descriptor],
                 name: str | None) -> str:
-    """Config and manifest into the content store, the name into the image store; returns
-    the image ID (the config's digest). Call inside a lease."""
+    """Config and manifest into the content store, the name (or a dangling one) into the
+    image store; returns the image ID (the config's digest). Call inside a lease."""
     cbytes = json.dumps(config.to_dict(), separators=(",", ":")).encode()
     cdesc = Descriptor.of(mt.IMAGE_CONFIG, cbytes)
     write_blob(svc.content, f"config-{cdesc.digest}", cbytes)
@@ -319,9 +320,8 @@ def store_image(svc: ImageService, config: ImageConfig, layers: list[Descriptor]
         config.os, config.architecture, config.variant or ""))
     write_blob(svc.content, f"manifest-{target.digest}", mbytes)
     svc.content.update_labels(target.digest, child_labels(svc.content, target))
-    if name:
-        svc.images.put(name, target)
-        svc.content.update_labels(target.digest, {GC_ROOT: "image"})
+    svc.images.put(name or dangling_name(str(target.digest)), target)
+    svc.content.update_labels(target.digest, {GC_ROOT: "image"})
     return str(cdesc.digest)
 
 
@@ -337,14 +337,6 @@ def image_name(repo: str, tag: str) -> str | None:
         raise InvalidArgument(f"invalid reference format: {e}") from None
 
 
-def _need_name(name: str | None, verb: str) -> str:
-    if name is None:
-        # the image store names every image; an untagged one would be collected at once
-        raise InvalidArgument(f"{verb}: palletd keeps only named images: give a repository "
-                              "name (REPOSITORY[:TAG])")
-    return name
-
-
 # --- commit -------------------------------------------------------------------------------
 
 
@@ -353,7 +345,6 @@ def commit(svc: ImageService, rec: dict[str, Any], parent: Any, bundle_dir: str,
            config: dict[str, Any] | None) -> str:
     """The container's changes as a layer over its image: a new image. `parent` is the
     image's ResolvedImage."""
-    name = _need_name(name, "commit")
     ch = SnapshotChanges(svc, rec["_Snapshot"], runtime_mountpoints(bundle_dir))
     base = ImageConfig.from_dict(rec["_ImageConfig"])
     cc = rec["Config"]
@@ -413,7 +404,6 @@ def _store_uncompressed(content: LocalStore, path: str, diff_id: Digest) -> Desc
 def import_rootfs(svc: ImageService, path: str, *, name: str | None, changes: list[str],
                   message: str, source: str) -> str:
     """`docker import`: a root filesystem tar as a one-layer image."""
-    name = _need_name(name, "import")
     cfg = ContainerConfig()
     apply_changes(cfg, changes)
     diff_id = _check_tar(path)

@@ -329,7 +329,7 @@ async def load(request: web.Request) -> web.StreamResponse:
     nothing named, and what it had stored is collected."""
     d = daemon(request)
 
-    def work(path: str) -> list[Any]:
+    def work(path: str) -> list[tuple[str | None, str | None]]:
         from pallet.images.service import detect_format
 
         try:
@@ -337,7 +337,9 @@ async def load(request: web.Request) -> web.StreamResponse:
         except InvalidArgument:
             raise InvalidArgument("invalid archive: not a tar of a docker save or an OCI "
                                   "image layout") from None
-        return d.images.svc.import_(path, fmt=fmt)
+        # an image the archive names no tag for is kept as a dangling one (by its ID)
+        return [(item.name, None) if item.name else (None, _keep_untagged(d, item.target))
+                for item in d.images.svc.import_(path, fmt=fmt)]
 
     async with _spooled(request) as path:
         try:
@@ -347,13 +349,10 @@ async def load(request: web.Request) -> web.StreamResponse:
             # the spool file's name means nothing to the client
             raise type(e)(str(e).replace(path, "archive")) from None
     lines = []
-    for item in loaded:
-        if item.name:
-            lines.append(f"Loaded image: {familiar(item.name)}\n")
-            d.events.publish("image", "load", item.name, {"name": familiar(item.name)})
-        else:
-            iid = await d.blocking(_config_digest, d, item.target)
-            lines.append(f"Loaded image ID: {iid}\n")
+    for name, iid in loaded:
+        what = familiar(name) if name else iid
+        lines.append(f"Loaded image: {what}\n" if name else f"Loaded image ID: {what}\n")
+        d.events.publish("image", "load", what, {"name": what})
     resp = await stream_json(request)
     for line in lines:
         await send_json(resp, {"stream": line})
@@ -361,10 +360,16 @@ async def load(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _config_digest(d: Any, target: Any) -> str:
+def _keep_untagged(d: Any, target: Any) -> str:
+    from pallet.content.labels import GC_ROOT
+    from pallet.daemon.images import dangling_name
     from pallet.images.resolve import resolve
 
-    return str(resolve(d.images.svc.content, target).manifest.config.digest)
+    svc = d.images.svc
+    if not any(i.target.digest == target.digest for i in svc.list()):
+        svc.images.put(dangling_name(str(target.digest)), target)
+        svc.content.update_labels(target.digest, {GC_ROOT: "image"})
+    return str(resolve(svc.content, target).manifest.config.digest)
 
 
 ROUTES: list[tuple[str, str, Any]] = [
