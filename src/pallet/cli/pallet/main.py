@@ -21,6 +21,8 @@ LAZY = {
     "network": "pallet.cli.pallet.network:network",
     "port": "pallet.cli.pallet.network:port_cmd",
     "volume": "pallet.cli.pallet.volume:volume",
+    **{verb: f"pallet.cli.pallet.archive:{verb}_cmd"
+       for verb in ("cp", "export", "import", "save", "load", "commit", "diff")},
 }
 
 
