@@ -353,8 +353,11 @@ def apply(spec: dict[str, Any], rec: dict[str, Any]) -> None:
     user = [oci_mount(p) for p in points]
     user += [_tmpfs(d, o) for d, o in tmpfs_mounts(rec["HostConfig"]).items()]
     dests = {m["destination"] for m in user}
-    spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in dests]
-    spec["mounts"] += sorted(user, key=_depth)
+    # One stable sort by depth puts every parent before its children, whoever added them:
+    # the /etc/hosts bind goes over a volume on /etc, as dockerd mounts its network files
+    # after the user's mounts.
+    spec["mounts"] = sorted([m for m in spec["mounts"] if m["destination"] not in dests]
+                            + user, key=_depth)
     linux = spec.setdefault("linux", {})
     for p in points:
         if p.Type != BIND or p.Propagation.lstrip("r") not in ("shared", "slave"):
