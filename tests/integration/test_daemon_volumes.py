@@ -293,6 +293,10 @@ def test_bind_mounts(palletd, hostdir):
         "Type": "bind", "Source": hostdir, "Destination": "/h", "Mode": "", "RW": True,
         "Propagation": "rprivate"}
     palletd.docker("rm", "bw", check=True)
+    # a single file, over one of the image's
+    p = palletd.docker("run", "--rm", "-v", f"{hostdir}/in:/etc/passwd:ro", "busybox", "cat",
+                       "/etc/passwd", check=True)
+    assert p.stdout == "from host\n"
     # -v creates a missing host directory; --mount refuses it
     missing = os.path.join(hostdir, "made", "by", "v")
     palletd.docker("run", "--rm", "-v", f"{missing}:/m", "busybox", "true", check=True)
