@@ -327,6 +327,25 @@ def test_bind_propagation(palletd, hostdir):
         subprocess.run(["umount", "-l", hostdir], check=False)
 
 
+def test_runc_underneath(palletd, hostdir):
+    """The same mounts through runc: the OCI mounts palletd writes are not pallet-runtime's
+    dialect."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    p = palletd.docker("run", "--rm", "--runtime", "runc", "-v", "rv:/etc", "-v",
+                       f"{hostdir}:/h:ro", "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m",
+                       "--tmpfs", "/u:size=2m", "busybox", "sh", "-c",
+                       "cat /etc/passwd >/dev/null && echo x > /etc/w && ls /h && "
+                       "grep -E ' /(t|u) ' /proc/mounts | cut -d' ' -f2,4; "
+                       "touch /h/no 2>/dev/null || echo ro", check=True)
+    assert os.path.exists(os.path.join(volume(palletd, "rv")["Mountpoint"], "w"))
+    lines = p.stdout.splitlines()
+    assert any(x.startswith("/t ") and "size=1024k" in x for x in lines)
+    assert any(x.startswith("/u ") and "size=2048k" in x for x in lines)
+    assert lines[-1] == "ro"
+    palletd.docker("volume", "rm", "rv", check=True)
+
+
 def test_volume_driver_options(palletd, hostdir):
     palletd.docker("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
                    "--opt", "o=size=3m", "tv", check=True)
