@@ -642,3 +642,41 @@ RUN grep -wE 'myhost|other' /etc/hosts > /hosts; echo 6.6.6.6 junk >> /etc/hosts
     out = palletd.docker("run", "--rm", "limits:2", "cat", "/hosts", "/mem",
                          check=True).stdout.split("\n")
     assert out[:2] == ["10.9.9.9\tother", str(32 << 20)]
+
+
+def test_collection_during_a_build_keeps_what_it_needs(palletd, ctx, tmp_path):
+    """A collection while a build runs (here: its base image removed, then `image
+    prune`) keeps the base's layers and the steps already made: each step's image is
+    named by the cache as it is made, and the build's lease covers the moments between."""
+    from pallet.images.service import ImageService
+    from pallet.testing.images import make_layout
+
+    # a base image of its own (zstd layers: no blob shared with the busybox image)
+    layout = make_layout("users", tmp_path / "base", compression="zstd")
+    svc = ImageService(palletd.root)
+    try:
+        (base,) = svc.import_(str(layout), base_name="docker.io/library/gcbase")
+    finally:
+        svc.close()
+    write(ctx, {"Dockerfile": f"FROM {base.name}\nCOPY f /f\nRUN echo waiting; sleep 2\n"
+                'CMD ["cat /f"]\n', "f": "kept\n"})  # its ENTRYPOINT is sh -c
+    env = {**palletd.env, "DOCKER_BUILDKIT": "0"}
+    p = subprocess.Popen(["docker", "build", "-t", "gcbuild:1", str(ctx)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=env, text=True)
+    assert p.stdout is not None
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.strip() == "waiting":
+            palletd.docker("rmi", base.name, check=True)
+            palletd.docker("image", "prune", "-f", check=True)
+            break
+    lines += p.stdout.readlines()
+    assert p.wait(timeout=120) == 0, "".join(lines)
+    assert palletd.docker("run", "--rm", "gcbuild:1", check=True).stdout == "kept\n"
+    svc = ImageService(palletd.root)
+    try:  # every blob of the image is there
+        svc.export(["gcbuild:1"], str(tmp_path / "layout"))
+    finally:
+        svc.close()

@@ -37,6 +37,7 @@ from pallet.images import reference
 from pallet.images.bundle import resolve_user
 from pallet.images.diff import LayerInfo
 from pallet.images.resolve import ResolvedImage, resolve
+from pallet.metadata.gc import IMAGE_MARKER
 from pallet.oci import mediatypes as mt
 from pallet.oci.image import (
     ContainerConfig,
@@ -223,7 +224,8 @@ class Builder:
 
     def _tag(self, name: str, target: Descriptor) -> None:
         self.svc.images.put(name, target)
-        self.svc.content.update_labels(target.digest, {GC_ROOT: "image"})
+        if GC_ROOT not in self.svc.content.info(target.digest).labels:
+            self.svc.content.update_labels(target.digest, {GC_ROOT: IMAGE_MARKER})
 
     def _meta_args(self, meta: list[df.Instruction]) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
@@ -309,6 +311,7 @@ class Builder:
                                "store") from None
             self.pull(name, platform)
             _target, r = self.ex.storage(lookup)
+        self.ex.protect(str(r.manifest_desc.digest))  # its layers are the new image's too
         return self._from_resolved(r)
 
     @staticmethod

@@ -4,8 +4,9 @@ The key is the parent's image ID (its config digest: everything the step starts 
 the instruction's history text, which carries what else decides the result: the build
 args a RUN sees, the content digest of COPY sources. Values are manifest descriptors in
 the content store; each manifest carries the GC root label `build-cache`, so collections
-keep intermediate images (and the snapshots of their layers) until `builder prune` drops
-the cache (`POST /build/prune`).
+(metadata/gc.py) keep intermediate images (and the snapshots of their layers) until
+`builder prune` drops the cache (`POST /build/prune`). A tagged image's own `image` root
+label is left alone, and removing its last name leaves the cache's.
 """
 
 from __future__ import annotations
@@ -84,14 +85,3 @@ class BuildCache:
 
     def close(self) -> None:
         self._db.close()
-
-
-def roots(root: str) -> list[Descriptor]:
-    """The cached images under an image root, for a garbage collector (no cache: none)."""
-    if not os.path.exists(path(root)):
-        return []
-    c = BuildCache(root)
-    try:
-        return c.targets()
-    finally:
-        c.close()

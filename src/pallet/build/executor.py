@@ -50,50 +50,13 @@ from pallet.snapshots.api import Mount
 T = TypeVar("T")
 Storage = Callable[[Callable[[], T]], T]
 LABEL_BUILD = "io.pallet.build"
+LEASE_EXPIRY = 24 * 3600.0   # a dead palletd's lease ends by itself
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 MNT_DETACH = 2
 
 
 def direct(fn: Callable[[], T]) -> T:
     return fn()
-
-
-class _Held:
-    """What builds in this process are using and no image refers to yet: their active
-    snapshots, and the layers and snapshots they committed before the step's image was
-    written. palletd's garbage collection keeps these (daemon/gc.py)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._snapshots: dict[str, int] = {}
-        self._blobs: dict[str, int] = {}
-
-    def add(self, snapshots: set[str], blobs: set[str]) -> None:
-        with self._lock:
-            for d, items in ((self._snapshots, snapshots), (self._blobs, blobs)):
-                for k in items:
-                    d[k] = d.get(k, 0) + 1
-
-    def remove(self, snapshots: set[str], blobs: set[str]) -> None:
-        with self._lock:
-            for d, items in ((self._snapshots, snapshots), (self._blobs, blobs)):
-                for k in items:
-                    if d.get(k, 0) <= 1:
-                        d.pop(k, None)
-                    else:
-                        d[k] -= 1
-
-    def snapshot(self) -> tuple[set[str], set[str]]:
-        with self._lock:
-            return set(self._snapshots), set(self._blobs)
-
-
-HELD = _Held()
-
-
-def held() -> tuple[set[str], set[str]]:
-    """(snapshot keys, blob digests) that running builds hold."""
-    return HELD.snapshot()
 
 
 class Cancelled(PalletError):
@@ -175,13 +138,13 @@ def remove_tree(path: str) -> None:
 
 def remove_stale(svc: ImageService, base: str) -> list[str]:
     """What builds of a process that died left: their directories (and mounts) under
-    `base`, and their `build-` snapshots. Call it before the first build of a process;
-    returns the snapshot keys removed. Blocking (palletd: on the storage thread)."""
+    `base`, and their `build-` snapshots, which a collection keeps as it keeps every active
+    one. Call it before the first build of a process; returns the snapshot keys removed.
+    Blocking (palletd: on the storage thread)."""
     remove_tree(base)
-    held_snaps, _ = held()
     gone = []
     for info in svc.snapshotter.walk():
-        if info.name.startswith(ACTIVE_PREFIX) and info.name not in held_snaps:
+        if info.name.startswith(ACTIVE_PREFIX):
             with contextlib.suppress(NotFound):
                 svc.snapshotter.remove(info.name)
                 gone.append(info.name)
@@ -197,20 +160,27 @@ class Executor:
         self.runtime = runtime
         self.storage = storage
         self.cancel = cancel or threading.Event()
-        # held until the build ends (`release`): its snapshots and layers in progress
-        self.snapshots: set[str] = set()
-        self.blobs: set[str] = set()
+        self.lease: str | None = None
 
-    def hold(self, snapshot: str | None = None, blob: str | None = None) -> None:
-        s = {snapshot} if snapshot else set()
-        b = {blob} if blob else set()
-        HELD.add(s, b)
-        self.snapshots |= s
-        self.blobs |= b
+    def start(self) -> None:
+        """Take a lease for the build: while it lives, a collection keeps everything the
+        build makes (metadata/gc.py), before the cache or a tag names it."""
+        leases = self.svc.leases
+        self.lease = self.storage(lambda: leases.create(LEASE_EXPIRY).id)
+
+    def protect(self, digest: str) -> None:
+        """Keep `digest` (an image the build uses) and what it references until the end."""
+        from pallet.metadata.leases import CONTENT
+
+        if self.lease is not None:
+            leases, lease = self.svc.leases, self.lease
+            self.storage(lambda: leases.add(lease, CONTENT, digest))
 
     def release(self) -> None:
-        HELD.remove(self.snapshots, self.blobs)
-        self.snapshots, self.blobs = set(), set()
+        if self.lease is not None:
+            leases, lease = self.svc.leases, self.lease
+            self.storage(lambda: leases.delete(lease))
+            self.lease = None
 
     # --- snapshots ----------------------------------------------------------------------
 
@@ -219,7 +189,6 @@ class Executor:
         """Unpack the image and make snapshot `key` over its top layer, in one storage
         call (so no collection runs between the two and takes the parent away)."""
         svc = self.svc
-        self.hold(snapshot=key)
 
         def work() -> tuple[list[Mount], str | None]:
             parent = None
@@ -284,7 +253,6 @@ class Executor:
                 if entries == 0:
                     return None
                 chain = str(chain_ids([*diff_ids, layer.diff_id])[-1])
-                self.hold(snapshot=chain, blob=str(layer.digest))
                 try:
                     sn.commit(chain, key)
                 except AlreadyExists:

@@ -32,6 +32,29 @@ def parse_time(s: str | None) -> float:
     return 0.0
 
 
+# The image store keys images by name; an image without one (`docker commit` or `import`
+# with no repository, an untagged `docker load`) is kept under the name Docker's containerd
+# image store gives it, which is never shown as a tag.
+DANGLING = "docker.io/library/moby-dangling@"
+
+
+def dangling_name(target_digest: str) -> str:
+    return DANGLING + target_digest
+
+
+def is_dangling(name: str) -> bool:
+    return name.startswith(DANGLING)
+
+
+def _tags(imgs: list[Image]) -> list[str]:
+    return sorted(familiar(i.name) for i in imgs if not is_dangling(i.name))
+
+
+def _digests(imgs: list[Image]) -> list[str]:
+    return sorted({familiar(i.name).rsplit(":", 1)[0] + "@" + str(i.target.digest)
+                   for i in imgs if not is_dangling(i.name)})
+
+
 def familiar(name: str) -> str:
     try:
         return reference.parse(name).familiar()
@@ -99,9 +122,7 @@ class Images:
             size = self._size(r)
             out.append({
                 "Id": iid, "ParentId": "",
-                "RepoTags": sorted(familiar(i.name) for i in imgs),
-                "RepoDigests": sorted({familiar(i.name).rsplit(":", 1)[0] + "@"
-                                       + str(i.target.digest) for i in imgs}),
+                "RepoTags": _tags(imgs), "RepoDigests": _digests(imgs),
                 "Created": int(parse_time(r.config.created) or min(i.created_at
                                                                    for i in imgs)),
                 "Size": size, "VirtualSize": size, "SharedSize": -1,
@@ -128,9 +149,7 @@ class Images:
             cfg["StopSignal"] = c.StopSignal
         return {
             "Id": iid,
-            "RepoTags": sorted(familiar(i.name) for i in names),
-            "RepoDigests": sorted({familiar(i.name).rsplit(":", 1)[0] + "@"
-                                   + str(i.target.digest) for i in names}),
+            "RepoTags": _tags(names), "RepoDigests": _digests(names),
             "Parent": "", "Comment": "", "Created": r.config.created or "",
             "Container": "", "ContainerConfig": cfg, "DockerVersion": "",
             "Author": r.config.author or "", "Config": cfg,
@@ -152,6 +171,9 @@ class Images:
         except Exception as e:
             raise InvalidArgument(f"invalid reference format: {e}") from None
         self.svc.images.put(name, img.target)
+        for other in self.svc.list():  # named now: no longer dangling
+            if is_dangling(other.name) and other.target.digest == img.target.digest:
+                self.svc.images.delete(other.name)
         return name
 
     def remove(self, ref: str, *, force: bool, in_use: dict[str, list[str]]
@@ -176,7 +198,8 @@ class Images:
         out: list[dict[str, str]] = []
         for i in targets:
             self.svc.remove(i.name)
-            out.append({"Untagged": familiar(i.name)})
+            if not is_dangling(i.name):
+                out.append({"Untagged": familiar(i.name)})
         if last:
             out.append({"Deleted": iid})
         return out

@@ -53,6 +53,14 @@ class ApplyOptions:
     # umoci --rootless does, and records what it skipped.
     chown: bool = field(default_factory=lambda: os.geteuid() == 0)
     devices: bool = field(default_factory=lambda: os.geteuid() == 0)
+    # `docker cp` (an archive, not a layer): every entry owned by one uid:gid, `.wh.` names
+    # are plain files, the target directory keeps its own attributes (a `./` entry does not
+    # change them), and optionally a directory and a non-directory never replace each other
+    # (the API's noOverwriteDirNonDir).
+    owner: tuple[int, int] | None = None
+    whiteouts: bool = True
+    root_meta: bool = True
+    no_overwrite_dir_non_dir: bool = False
 
 
 @dataclass
@@ -99,6 +107,17 @@ def _ns(member: tarfile.TarInfo, key: str) -> int:
     return int(member.mtime) * 1_000_000_000
 
 
+def _check_overwrite(host: str, m: tarfile.TarInfo) -> None:
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode) and not m.isdir():
+        raise LayerError(f"cannot overwrite directory {host!r} with non-directory {m.name!r}")
+    if not stat.S_ISDIR(st.st_mode) and m.isdir():
+        raise LayerError(f"cannot overwrite non-directory {host!r} with directory {m.name!r}")
+
+
 class _Applier:
     def __init__(self, view: FullView | OverlayView, opts: ApplyOptions) -> None:
         self.view = view
@@ -119,15 +138,18 @@ class _Applier:
         if not parts:
             if not m.isdir():
                 raise LayerError(f"entry {m.name!r}: the root must be a directory")
-            self._meta(self.view.root, m, is_dir=True)
+            if self.opts.root_meta:
+                self._meta(self.view.root, m, is_dir=True)
             return
         parent, base = parts[:-1], parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
+        if base.startswith(WHITEOUT_PREFIX) and self.opts.whiteouts:
             self._whiteout(parent, base)
             return
         pdir = self.view.parent_dir(parent)
         self._note_parent(pdir)
         host = os.path.join(pdir, base)
+        if self.opts.no_overwrite_dir_non_dir:
+            _check_overwrite(host, m)
         resolved = [*self.view.resolved_dir(parent), base]
         merge_dir = self.view.prepare_entry(host, resolved, m.isdir())
         self.written.setdefault(pdir, set()).add(base)
@@ -193,7 +215,7 @@ class _Applier:
     def _meta(self, host: str, m: tarfile.TarInfo, *, is_dir: bool) -> None:
         is_link = m.issym()
         if self.opts.chown:
-            os.lchown(host, m.uid, m.gid)
+            os.lchown(host, *(self.opts.owner or (m.uid, m.gid)))
         for key, value in m.pax_headers.items():
             if key.startswith(_XATTR_PAX):
                 self._xattr(host, key[len(_XATTR_PAX):], value)

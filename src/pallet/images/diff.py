@@ -60,7 +60,8 @@ class TarWriter:
 
     def add(self, rel: str, host: str, st: os.stat_result | None = None) -> None:
         st = st or os.lstat(host)
-        ti = tarfile.TarInfo(rel + ("/" if stat.S_ISDIR(st.st_mode) else ""))
+        is_dir = stat.S_ISDIR(st.st_mode) and not rel.endswith("/")
+        ti = tarfile.TarInfo(rel + ("/" if is_dir else ""))
         ti.mode = stat.S_IMODE(st.st_mode)
         ti.uid, ti.gid = st.st_uid, st.st_gid
         ti.uname = ti.gname = ""
@@ -77,7 +78,12 @@ class TarWriter:
             if st.st_nlink > 1:
                 self._inodes[key] = rel
             ti.type, ti.size = tarfile.REGTYPE, st.st_size
-            with open(host, "rb") as f:
+            # The tree may be a running container's: what was a file at lstat may be a
+            # symlink (not followed) or a FIFO (would block) by now.
+            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(errno.EAGAIN, "changed while being read", host)
                 self.tf.addfile(ti, f)
             return
         if fmt == stat.S_IFDIR:
@@ -125,6 +131,18 @@ def tar_dir(root: str, tw: TarWriter) -> None:
     """Every entry below `root` (not the root itself), as a base layer holds them."""
     for rel, host, st in _walk(root):
         tw.add(rel, host, st)
+
+
+def tar_tree(path: str, name: str, tw: TarWriter) -> None:
+    """`path` and everything below it as entries `name`, `name/...`; with `name` "" only
+    what is below (a directory's contents): the archives of `docker cp` and export. (For a
+    container's `/` dockerd names them `/`, `/bin`, ...: `name` "/" does that.)"""
+    st = os.lstat(path)
+    if name:
+        tw.add(name, path, st)
+    if stat.S_ISDIR(st.st_mode):
+        for rel, host, cst in _walk(path):
+            tw.add(os.path.join(name, rel) if name else rel, host, cst)
 
 
 def tar_overlay_upper(upper: str, tw: TarWriter) -> None:

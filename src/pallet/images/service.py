@@ -92,9 +92,12 @@ class ImageService:
         img = self.get(name)
         self.images.delete(img.name)
         if not any(i.target.digest == img.target.digest for i in self.images.list()):
-            # Content stays until garbage collection; it is just no longer a GC root.
+            # Content stays until garbage collection; it is just no longer a GC root
+            # (as an image: a root of another kind, such as the build cache's, stays).
             with contextlib.suppress(NotFound):
-                self.content.update_labels(img.target.digest, {GC_ROOT: None})
+                if self.content.info(img.target.digest).labels.get(GC_ROOT) \
+                        == gc.IMAGE_MARKER:
+                    self.content.update_labels(img.target.digest, {GC_ROOT: None})
 
     # --- garbage collection ------------------------------------------------------------------
 

@@ -46,6 +46,20 @@ def _error(status: int, message: str) -> PalletError:
     return cls(f"Error response from daemon: {message}")
 
 
+def _checked(c: _UnixHTTP, r: http.client.HTTPResponse
+             ) -> tuple[_UnixHTTP, http.client.HTTPResponse]:
+    """An error status raises with the daemon's message (and closes the connection)."""
+    if r.status >= 400:
+        raw = r.read()
+        c.close()
+        try:
+            msg = json.loads(raw).get("message", raw.decode())
+        except ValueError:
+            msg = raw.decode(errors="replace")
+        raise _error(r.status, msg)
+    return c, r
+
+
 class _UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float | None = None) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -137,16 +151,16 @@ class Client:
         h = {"Content-Type": "application/json"} if data is not None else {}
         h.update(headers or {})
         c.request(method, self.url(path, params), body=data, headers=h)
-        r = c.getresponse()
-        if r.status >= 400:
-            raw = r.read()
-            c.close()
-            try:
-                msg = json.loads(raw).get("message", raw.decode())
-            except ValueError:
-                msg = raw.decode(errors="replace")
-            raise _error(r.status, msg)
-        return c, r
+        return _checked(c, c.getresponse())
+
+    def upload(self, method: str, path: str, params: dict[str, Any] | None, src: Any,
+               content_type: str = "application/x-tar"
+               ) -> tuple[_UnixHTTP, http.client.HTTPResponse]:
+        """Send a file-like body chunked (an archive: `cp`, `import`, `load`), as `send`."""
+        c = self._conn()
+        c.request(method, self.url(path, params), body=src,
+                  headers={"Content-Type": content_type}, encode_chunked=True)
+        return _checked(c, c.getresponse())
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None,
              body: Any = None) -> Any:

@@ -164,6 +164,7 @@ async def build(request: web.Request) -> web.StreamResponse:
                       storage, cancel)
         cache = BuildCache(svc.root)
         try:
+            ex.start()
             os.makedirs(ctx)
             with open(body, "rb") as f:
                 extract_tar(f, ctx)

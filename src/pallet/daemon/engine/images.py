@@ -146,10 +146,12 @@ async def _run_streaming(request: web.Request, work: Any, first: list[dict[str, 
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    """Pull (`fromImage`); importing a tarball (`fromSrc`) is not supported yet."""
+    """Pull (`fromImage`), or import a root filesystem tar (`fromSrc`, engine/archive.py)."""
     d = daemon(request)
     if request.query.get("fromSrc"):
-        raise InvalidArgument("image import (fromSrc) is not supported by palletd yet")
+        from pallet.daemon.engine.archive import import_
+
+        return await import_(request)
     name = request.query.get("fromImage") or ""
     if not name:
         raise InvalidArgument("fromImage is required")
@@ -207,15 +209,14 @@ async def prune(request: web.Request) -> web.Response:
     f = filters(request)
     dangling = (f.get("dangling") or ["true"])[0].lower() in ("1", "true")
     deleted: list[dict[str, str]] = []
-    if not dangling:  # -a: every image no container uses
-        users = d.containers.image_users()
-        for s in await d.blocking(d.images.summaries, None):
-            if s["Id"] in users:
-                continue
-            for t in s["RepoTags"] or [s["Id"]]:
-                with contextlib.suppress(NotFound, PalletError):
-                    deleted += await d.blocking(d.images.remove, t, force=False,
-                                                in_use=users)
+    users = d.containers.image_users()
+    for s in await d.blocking(d.images.summaries, None):
+        # the images without a tag; with -a (dangling=false) every image no container uses
+        if s["Id"] in users or (dangling and s["RepoTags"]):
+            continue
+        for t in s["RepoTags"] or [s["Id"]]:
+            with contextlib.suppress(NotFound, PalletError):
+                deleted += await d.blocking(d.images.remove, t, force=False, in_use=users)
     reclaimed = await d.gc()
     return reply({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
