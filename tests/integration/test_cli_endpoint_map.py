@@ -97,7 +97,8 @@ class Recorder:
 @pytest.fixture(scope="module")
 def cli(palletd):
     rec = Recorder(palletd.sock, os.path.join(palletd.base, "rec.sock"))
-    env = {**palletd.env, "DOCKER_HOST": f"unix://{rec.path}"}
+    # DOCKER_BUILDKIT=0: the legacy builder, the one that talks to POST /build
+    env = {**palletd.env, "DOCKER_HOST": f"unix://{rec.path}", "DOCKER_BUILDKIT": "0"}
 
     def run(*args: str, check: bool = True) -> list[str]:
         import subprocess
@@ -222,3 +223,15 @@ def test_files_in_and_out(cli, palletd, tmp_path):
     finally:
         palletd.docker("rm", "-f", "files")
         palletd.docker("rmi", "committed:1", "imported:1")
+
+
+def test_build(cli, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN true\n")
+    (seq,) = cli("build", "-t", "built:1", str(ctx))
+    path, _, query = seq.partition("?")
+    assert path == "POST /build"
+    q = dict(parse_qsl(query, keep_blank_values=True))
+    assert {k: q.get(k) for k in ("dockerfile", "t", "version")} == {
+        "dockerfile": "Dockerfile", "t": "built:1", "version": "1"}

@@ -388,7 +388,8 @@ class Builder:
         write_blob(content, f"build-config-{cdesc.digest.encoded}", cbytes)
         manifest = Manifest(cdesc, layers, media_type=manifest_type)
         mbytes = json.dumps(manifest.to_dict(), separators=(",", ":")).encode()
-        mdesc = Descriptor.of(manifest_type, mbytes)
+        mdesc = Descriptor.of(manifest_type, mbytes, platform=Platform(
+            cfg.os, cfg.architecture, cfg.variant or ""))
         labels = {f"{GC_REF_CONTENT}config": str(cdesc.digest)}
         labels.update({f"{GC_REF_CONTENT}l.{i}": str(d.digest) for i, d in enumerate(layers)})
         write_blob(content, f"build-manifest-{mdesc.digest.encoded}", mbytes, labels=labels)
