@@ -1,5 +1,4 @@
-"""/_ping, /version, /info, /events, /system/df, and the prune endpoints of resources
-palletd does not have yet (build cache), answered empty."""
+"""/_ping, /version, /info, /events, /system/df."""
 
 from __future__ import annotations
 
@@ -177,17 +176,10 @@ async def df(request: web.Request) -> web.Response:
                   "Volumes": await d.blocking(d.volumes.df), "BuildCache": []})
 
 
-async def empty_prune(request: web.Request) -> web.Response:
-    what = request.path.rstrip("/").split("/")[-2]
-    key = {"build": "CachesDeleted"}[what]
-    return reply({key: None, "SpaceReclaimed": 0})
-
-
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/_ping", ping),
     ("GET", "/version", version),
     ("GET", "/info", info),
     ("GET", "/events", events),
     ("GET", "/system/df", df),
-    ("POST", "/build/prune", empty_prune),
 ]
