@@ -37,6 +37,12 @@ def test_comment_lines_and_indented_instructions():
     assert (ins.cmd, ins.line, ins.args) == ("RUN", 5, ["echo hi"])
 
 
+def test_bom_and_crlf():
+    d = df.parse("\ufeff# escape=`\r\nFROM busybox\r\nRUN a `\r\n  b\r\n")
+    assert d.escape == "`"
+    assert d.stages[0].commands[0].args == ["a   b"]
+
+
 def test_hash_inside_a_line_is_not_a_comment():
     assert one("RUN echo a # b\n").args == ["echo a # b"]
 

@@ -121,7 +121,7 @@ def _directives(lines: list[str]) -> tuple[str, int]:
 
 def logical_lines(text: str) -> tuple[str, list[tuple[int, str]]]:
     """The escape character and the (start line, text) of each instruction."""
-    lines = text.splitlines()
+    lines = text.removeprefix("\ufeff").splitlines()  # an editor's UTF-8 BOM is no text
     escape, i = _directives(lines)
     out: list[tuple[int, str]] = []
     while i < len(lines):
