@@ -258,12 +258,13 @@ def test_copy_outside_the_context_is_refused(palletd, tmp_path, ctx):
     (ctx / "sub" / "real.txt").write_text("inside\n")
     os.symlink("sub/real.txt", ctx / "link")
     os.symlink("/etc/shadow", ctx / "sub" / "abs")
-    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY link /x\nCOPY sub /sub\n"
-                                    "CMD cat /x; readlink /sub/abs\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY link /x\nCOPY link /d/\n"
+                                    "COPY sub /sub\nCMD cat /x /d/link; readlink /sub/abs\n")
     p = build(palletd, "-t", "links:1", str(ctx))
     assert p.returncode == 0, p.stderr
+    # into a directory, a symlinked source keeps the name it was given by
     assert palletd.docker("run", "--rm", "links:1", check=True).stdout == \
-        "inside\n/etc/shadow\n"
+        "inside\ninside\n/etc/shadow\n"
 
 
 def test_copy_into_image_symlink_stays_in_rootfs(palletd, ctx, tmp_path):

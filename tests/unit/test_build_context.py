@@ -93,11 +93,13 @@ def make_ctx(tmp_path) -> Context:
 
 def test_sources(tmp_path):
     ctx = make_ctx(tmp_path)
-    assert ctx.sources("top.txt", "COPY") == [("top.txt", f"{ctx.root}/top.txt")]
-    assert ctx.sources("./sub/../top.txt", "COPY")[0][0] == "top.txt"
-    assert ctx.sources("inside", "COPY") == [("sub/a.txt", f"{ctx.root}/sub/a.txt")]
-    assert [r for r, _ in ctx.sources("sub/*.txt", "COPY")] == ["sub/a.txt"]
-    assert [r for r, _ in ctx.sources("*", "COPY")] == [
+    assert ctx.sources("top.txt", "COPY") == [("top.txt", f"{ctx.root}/top.txt", "top.txt")]
+    assert ctx.sources("./sub/../top.txt", "COPY")[0].rel == "top.txt"
+    # a symlink is followed, and keeps its own name in a destination directory
+    assert ctx.sources("inside", "COPY") == [("sub/a.txt", f"{ctx.root}/sub/a.txt", "inside")]
+    assert ctx.sources(".", "COPY") == [("", ctx.root, "")]
+    assert [x.rel for x in ctx.sources("sub/*.txt", "COPY")] == ["sub/a.txt"]
+    assert [x.rel for x in ctx.sources("*", "COPY")] == [
         ".dockerignore", "Dockerfile", "abs", "inside", "sub", "top.txt", "up"]
     for bad in ("../x", "up", "abs", "sub/../../x"):
         with pytest.raises(InvalidArgument, match="outside the build context"):
@@ -127,9 +129,9 @@ def test_copy_into_a_rootfs_with_hostile_symlinks(tmp_path):
     os.symlink(str(host), rootfs / "target")          # an image's absolute symlink
     os.symlink("../../host", rootfs / "rel")          # and a relative one climbing out
     for dest in ("/target/x.txt", "/rel/y.txt"):
-        (rel, src), = ctx.sources("top.txt", "COPY")
+        (rel, src, _), = ctx.sources("top.txt", "COPY")
         copy_into(ctx, rel, src, str(rootfs), dest, None)
-    (rel, src), = ctx.sources("sub", "COPY")
+    (rel, src, _), = ctx.sources("sub", "COPY")
     copy_into(ctx, rel, src, str(rootfs), "/target/tree", None)
     assert list(host.iterdir()) == []
     assert (rootfs / str(host).lstrip("/") / "x.txt").read_text() == "t"

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from pallet.build import dockerfile as df
 from pallet.build.cache import BuildCache, cache_key
-from pallet.build.context import Context, Owner, copy_into, extract_tar, is_archive
-from pallet.build.executor import Executor, RunLimits, RunRequest, error_for
+from pallet.build.context import Context, Owner, Source, copy_into, extract_tar, is_archive
+from pallet.build.executor import CommandFailed, Executor, RunLimits, RunRequest
 from pallet.build.shell import expand
 from pallet.content.labels import GC_REF_CONTENT, GC_ROOT
 from pallet.content.local import write_blob
@@ -145,8 +145,7 @@ def check_signal(sig: str) -> None:
     raise InvalidArgument(f"Invalid signal: {sig}")
 
 
-def _sources(ctx: Context, what: str, srcs: list[str], dir_dest: bool
-             ) -> list[tuple[str, str]]:
+def _sources(ctx: Context, what: str, srcs: list[str], dir_dest: bool) -> list[Source]:
     out = [x for s in srcs for x in ctx.sources(s, f"{what} failed")]
     if len(out) > 1 and not dir_dest:
         raise InvalidArgument(f"When using {what} with more than one source file, the "
@@ -580,7 +579,7 @@ class Builder:
             self.out(f" ---> Running in {cid[:12]}\n")
             code = self.ex.run(req, rootfs, step_dir, cid, self.out)
             if code != 0:
-                raise error_for(code, " ".join(argv))
+                raise CommandFailed(" ".join(argv), code)
             self.out(f"Removing intermediate container {cid[:12]}\n")
 
         self._commit(st, "", None, created_by=shown, layer=lambda: self._layer(st, work))
@@ -613,7 +612,7 @@ class Builder:
             return
         sources = _sources(self.ctx, what, srcs, dir_dest)
         kind = "multi" if len(sources) > 1 else \
-            "dir" if os.path.isdir(sources[0][1]) else "file"
+            "dir" if os.path.isdir(sources[0].host) else "file"
         digest = self.ctx.digest(sources)
         text = f"{what} {'--chown=' + chown + ' ' if chown else ''}{kind}:{digest} in " \
             f"{dest_path}{'/' if dir_dest and dest_path != '/' else ''} "
@@ -646,7 +645,7 @@ class Builder:
         self._commit(st, text, None, layer=layer)
 
     @staticmethod
-    def _copier(ctx: Context, sources: list[tuple[str, str]], dest: str, dir_dest: bool,
+    def _copier(ctx: Context, sources: list[Source], dest: str, dir_dest: bool,
                 chown: str, *, unpack: bool) -> Callable[[str, str], None]:
         def work(rootfs: str, _step_dir: str) -> None:
             from pallet.linux.paths import resolve_in_root
@@ -656,14 +655,13 @@ class Builder:
                 u = resolve_user(rootfs, chown)
                 owner = Owner(u["uid"], u["gid"])
             into_dir = dir_dest or os.path.isdir(resolve_in_root(rootfs, dest))
-            for rel, host in sources:
+            for rel, host, name in sources:
                 if unpack and os.path.isfile(host) and is_archive(host):
                     with open(host, "rb") as f:
                         extract_tar(f, rootfs, dest, owner)
                     continue
-                if os.path.isdir(host) or not into_dir:
-                    target = dest
-                else:
-                    target = posixpath.join(dest, posixpath.basename(rel or host))
-                copy_into(ctx, rel, host, rootfs, target, owner)
+                # a directory's contents go to dest; a file into it, under its own name
+                into = into_dir and not os.path.isdir(host)
+                copy_into(ctx, rel, host, rootfs, posixpath.join(dest, name) if into else dest,
+                          owner)
         return work

@@ -25,7 +25,6 @@ from pallet.metadata.sqlite import ThreadLocalDB
 from pallet.oci.image import Descriptor
 
 GC_MARKER = "build-cache"
-ACTIVE_PREFIX = "build-"   # snapshot keys of steps in progress
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS steps (

@@ -20,7 +20,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from pallet.build.dockerignore import Matcher, compile_pattern
 from pallet.build.dockerignore import parse as parse_ignore
@@ -57,6 +57,15 @@ def _chown(host: str, uid: int, gid: int) -> None:
 
 def _host_parent(root: str, path: str) -> str:
     return mkdir_all_in_root(root, posixpath.dirname(path) or "/")
+
+
+class Source(NamedTuple):
+    """A COPY source: its path in the context (symlinks followed), the host path, and the
+    name it gets in a destination directory (the name as written: a symlink's own)."""
+
+    rel: str
+    host: str
+    name: str
 
 
 @dataclass
@@ -227,9 +236,9 @@ class Context:
             if stat.S_ISDIR(st.st_mode):
                 yield from self.walk(r)
 
-    def sources(self, src: str, what: str) -> list[tuple[str, str]]:
-        """(relative path, host path) of the sources a COPY argument names: the path, or
-        every context path a wildcard pattern matches."""
+    def sources(self, src: str, what: str) -> list[Source]:
+        """The sources a COPY argument names: the path, or every context path a wildcard
+        pattern matches."""
         clean = posixpath.normpath("/" + src).lstrip("/") if src not in ("", ".") else ""
         norm = posixpath.normpath(src)
         if self.strict and (norm.startswith("../") or norm == ".."):
@@ -242,7 +251,7 @@ class Context:
                 raise NotFound(f"{what}: no source files were specified ({src} matches "
                                "nothing)")
             # a matched directory brings its contents: drop matches below another match
-            return [(r, h) for r, h in hits
+            return [Source(r, h, posixpath.basename(r)) for r, h in hits
                     if not any(r.startswith(o + "/") for o, _ in hits)]
         host = self.resolve(clean, what)
         rel = os.path.relpath(host, self.root)
@@ -250,18 +259,18 @@ class Context:
         if not os.path.lexists(host) or (rel and self.excluded(rel)):
             raise NotFound(f"{what}: file not found in build context or excluded by "
                            f".dockerignore: stat {src}: file does not exist")
-        return [(rel, host)]
+        return [Source(rel, host, posixpath.basename(clean) or posixpath.basename(rel))]
 
-    def digest(self, sources: list[tuple[str, str]]) -> str:
+    def digest(self, sources: list[Source]) -> str:
         """A content hash of the sources (names, types, modes, bytes, link targets): the
         layer cache's word for "the same files"."""
         h = hashlib.sha256()
-        for rel, host in sources:
+        for rel, host, name in sources:
             st = os.lstat(host)
+            h.update(f"{name}\0".encode())
             entries = [(rel, host, st)]
             if stat.S_ISDIR(st.st_mode):
-                entries += [(posixpath.join(rel, r) if rel else r, x, s)
-                            for r, x, s in self.walk(rel)]
+                entries += list(self.walk(rel))
             for r, x, s in entries:
                 h.update(f"{r}\0{stat.S_IFMT(s.st_mode)}\0{stat.S_IMODE(s.st_mode)}\0"
                          .encode())
@@ -294,9 +303,7 @@ def copy_into(ctx: Context, rel: str, host: str, root: str, dest: str,
         for made, s in reversed(dirs):
             os.utime(made, ns=(s.st_atime_ns, s.st_mtime_ns))
         return
-    made = _copy_entry(host, st, root, dest, uid, gid)
-    if made is not None:
-        os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _copy_entry(host, st, root, dest, uid, gid)
 
 
 def _copy_entry(src: str, st: os.stat_result, root: str, path: str, uid: int, gid: int

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pallet.build.cache import ACTIVE_PREFIX
 from pallet.errors import AlreadyExists, NotFound, PalletError
 from pallet.images.bundle import runtime_config
 from pallet.images.diff import (
@@ -49,6 +48,7 @@ from pallet.snapshots.api import Mount
 
 T = TypeVar("T")
 Storage = Callable[[Callable[[], T]], T]
+ACTIVE_PREFIX = "build-"   # snapshot keys of steps in progress
 LABEL_BUILD = "io.pallet.build"
 LEASE_EXPIRY = 24 * 3600.0   # a dead palletd's lease ends by itself
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -68,8 +68,8 @@ class CommandFailed(PalletError):
 
     kind = "system"
 
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
+    def __init__(self, command: str, code: int) -> None:
+        super().__init__(f"The command '{command}' returned a non-zero code: {code}")
         self.code = code
 
 
@@ -440,7 +440,3 @@ def _remove_if_empty(path: str) -> None:
         elif os.path.isfile(path) and not os.path.islink(path) and \
                 os.path.getsize(path) == 0:
             os.unlink(path)
-
-
-def error_for(code: int, created_by: str) -> PalletError:
-    return CommandFailed(f"The command '{created_by}' returned a non-zero code: {code}", code)
