@@ -174,6 +174,9 @@ def test_history_and_image_documents(palletd, ctx):
     assert len(shown) == len(hist)
     assert len(r.config.diff_ids) == len([h for h in r.config.history or []
                                           if not h.empty_layer])
+    cfg = json.loads(palletd.docker("inspect", "meta:1", check=True).stdout)[0]["Config"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
+    assert cfg["OnBuild"] == ["RUN echo triggered > /onbuild"]
     # an image FROM it runs the trigger
     write(ctx, {"Dockerfile": "FROM meta:1\nCMD [\"x\"]\n"})
     child = build(palletd, "-t", "child:1", str(ctx))

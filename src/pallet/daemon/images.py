@@ -143,10 +143,13 @@ class Images:
             "AttachStdout": False, "AttachStderr": False, "ExposedPorts": c.ExposedPorts,
             "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": c.Env or [],
             "Cmd": c.Cmd, "Image": "", "Volumes": c.Volumes, "WorkingDir": c.WorkingDir or "",
-            "Entrypoint": c.Entrypoint, "OnBuild": None, "Labels": c.Labels,
+            "Entrypoint": c.Entrypoint, "OnBuild": c.extra.get("OnBuild"), "Labels": c.Labels,
         }
         if c.StopSignal:
             cfg["StopSignal"] = c.StopSignal
+        for key in ("Healthcheck", "Shell"):  # docker's own config fields, as builds set them
+            if c.extra.get(key) is not None:
+                cfg[key] = c.extra[key]
         return {
             "Id": iid,
             "RepoTags": _tags(names), "RepoDigests": _digests(names),
