@@ -1,7 +1,13 @@
 """`run --rm busybox true` end to end, side by side, interleaved: pallet's CLI and the docker
-CLI against palletd, `ctr run --rm` against containerd, `podman run --rm --network none`.
+CLI against palletd, `ctr run --rm` against containerd, `podman run --rm`, and the docker CLI
+against Debian's dockerd.
 
     unshare -m --propagation private .venv/bin/python bench/run_bench.py -n 15
+    unshare -m --propagation private .venv/bin/python bench/run_bench.py -n 15 --network bridge
+
+`--network none` (the default) measures the container machinery alone; `--network bridge`
+gives every container an address on a bridge (palletd and podman through CNI, dockerd through
+libnetwork; ctr has none and is left out).
 
 Each peer gets a private root under /tmp and the same busybox image (pallet's test image,
 exported as a docker-archive for the peers). Medians in milliseconds.
@@ -39,6 +45,9 @@ def wait_socket(path: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{path} did not appear")
 
 
+NETWORK = "none"
+
+
 def setup_palletd(base: str, bb: str) -> tuple[dict[str, list[str]], Callable[[], None], dict]:
     from pallet.images.service import ImageService
 
@@ -47,7 +56,8 @@ def setup_palletd(base: str, bb: str) -> tuple[dict[str, list[str]], Callable[[]
     svc.close()
     sock = f"{base}/d.sock"
     d = subprocess.Popen([str(VENV_BIN / "palletd"), "--root", f"{base}/root", "--exec-root",
-                          f"{base}/run", "-H", sock], stdout=subprocess.DEVNULL,
+                          f"{base}/run", "-H", sock, "--bridge", "pbench0", "--bip",
+                          "10.216.1.0/24"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     wait_socket(sock, d)
     env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "PALLET_HOST": f"unix://{sock}",
@@ -56,10 +66,13 @@ def setup_palletd(base: str, bb: str) -> tuple[dict[str, list[str]], Callable[[]
     def stop() -> None:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
+        subprocess.run(["ip", "link", "del", "pbench0"], capture_output=True)
 
-    return ({"pallet run (palletd)": [str(VENV_BIN / "pallet"), "run", "--rm", "busybox",
-                                      "true"],
-             "docker CLI -> palletd": ["docker", "run", "--rm", "busybox", "true"]},
+    net = ["--network", NETWORK]
+    return ({f"pallet run --network {NETWORK} (palletd)": [
+                str(VENV_BIN / "pallet"), "run", "--rm", *net, "busybox", "true"],
+             f"docker CLI --network {NETWORK} -> palletd": [
+                 "docker", "run", "--rm", *net, "busybox", "true"]},
             stop, env)
 
 
@@ -95,8 +108,9 @@ def setup_podman(base: str, tar: str) -> tuple[dict[str, list[str]], Callable[[]
     out = subprocess.run([*pm, "load", "-i", tar], check=True, capture_output=True,
                          text=True).stdout
     ref = out.rsplit("Loaded image:", 1)[1].split()[0]  # localhost/busybox:latest
-    return ({"podman run --rm --network none": [*pm, "run", "--rm", "--pull", "never",
-                                                 "--network", "none",
+    net = ["--network", NETWORK] if NETWORK == "none" else []
+    return ({f"podman run --rm --network {NETWORK}": [*pm, "run", "--rm", "--pull", "never",
+                                                     *net,
                                                  # podman's default rlimits exceed this
                                                  # VM's hard limits (as in tests/interop)
                                                  "--ulimit", "nofile=1024:1024",
@@ -106,12 +120,15 @@ def setup_podman(base: str, tar: str) -> tuple[dict[str, list[str]], Callable[[]
 
 def setup_dockerd(base: str, tar: str) -> tuple[dict[str, list[str]], Callable[[], None],
                                                  dict]:
-    """Debian's dockerd (its own containerd, runc underneath), no bridge or iptables."""
+    """Debian's dockerd (its own containerd, runc underneath); a bridge (docker0, iptables)
+    only for `--network bridge`."""
     sock = f"{base}/docker.sock"
+    had_docker0 = os.path.exists("/sys/class/net/docker0")
+    net = (["--iptables=false", "--ip6tables=false", "--bridge=none"] if NETWORK == "none"
+           else ["--bip", "10.216.2.1/24"])
     d = subprocess.Popen(["dockerd", "--data-root", f"{base}/data", "--exec-root",
                           f"{base}/exec", "--pidfile", f"{base}/pid", "-H", f"unix://{sock}",
-                          "--iptables=false", "--ip6tables=false", "--bridge=none",
-                          "--exec-opt", "native.cgroupdriver=cgroupfs"],
+                          *net, "--exec-opt", "native.cgroupdriver=cgroupfs"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_socket(sock, d)
     env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": f"{base}/dc"}
@@ -124,15 +141,20 @@ def setup_dockerd(base: str, tar: str) -> tuple[dict[str, list[str]], Callable[[
     def stop() -> None:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=60)
+        if not had_docker0:
+            subprocess.run(["ip", "link", "del", "docker0"], capture_output=True)
 
-    return ({"docker run --rm --network none (dockerd)": [
-        "docker", "run", "--rm", "--network", "none", "busybox", "true"]}, stop, env)
+    return ({f"docker run --rm --network {NETWORK} (dockerd)": [
+        "docker", "run", "--rm", "--network", NETWORK, "busybox", "true"]}, stop, env)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=15)
+    ap.add_argument("--network", choices=["none", "bridge"], default="none")
     a = ap.parse_args()
+    global NETWORK
+    NETWORK = a.network
     if os.geteuid() != 0:
         sys.exit("needs root (and `unshare -m --propagation private`)")
     bb = layout()
@@ -148,7 +170,8 @@ def main() -> None:
     stops = []
     bases = []
     for name, setup, src in (("palletd", setup_palletd, bb),
-                             ("containerd", setup_containerd, tar),
+                             *([("containerd", setup_containerd, tar)]
+                               if NETWORK == "none" else []),
                              ("podman", setup_podman, tar),
                              ("dockerd", setup_dockerd, tar)):
         if name != "palletd" and not shutil.which(name):
@@ -183,7 +206,8 @@ def main() -> None:
                             "sort -r | xargs -r -n1 umount -l"], capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(os.path.dirname(bb), ignore_errors=True)
-    print(f"`run --rm busybox true`, median of {a.n}, {time.strftime('%Y-%m-%d')}")
+    print(f"`run --rm busybox true` --network {NETWORK}, median of {a.n}, "
+          f"{time.strftime('%Y-%m-%d')}")
     print("| command | median ms | min ms |")
     print("| --- | --- | --- |")
     for k, v in times.items():

@@ -74,6 +74,8 @@ class Palletd:
         self.exec_root = os.path.join(base, "run")
         self.sock = os.path.join(base, "d.sock")
         self.runtime = runtime
+        # a default network of its own: a test daemon never shares the machine's bridge
+        self.bridge, self.subnet = _free_bridge()
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}",
                     "DOCKER_CONFIG": os.path.join(base, "docker-config"),
@@ -92,7 +94,8 @@ class Palletd:
         log = open(os.path.join(self.base, "palletd.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "palletd"), "--root", self.root, "--exec-root", self.exec_root,
-             "-H", self.sock, "--default-runtime", self.runtime],
+             "-H", self.sock, "--default-runtime", self.runtime, "--bridge", self.bridge,
+             "--bip", self.subnet],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + 20
@@ -197,6 +200,16 @@ class Palletd:
                 continue
         return out
 
+    def bridges(self) -> list[str]:
+        """The bridge devices of this daemon's networks (the default one and any created)."""
+        out = [self.bridge]
+        ndir = Path(self.root, "networks")
+        for p in ndir.glob("*.json") if ndir.exists() else []:
+            conf = json.loads(p.read_text()).get("_Conflist")
+            if conf:
+                out.append(conf["plugins"][0]["bridge"])
+        return sorted(set(out))
+
     def cleanup(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             try:
@@ -222,6 +235,8 @@ class Palletd:
         deadline = time.monotonic() + 5
         while self.our_pids() and time.monotonic() < deadline:
             time.sleep(0.05)
+        for bridge in self.bridges():
+            subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True)
         from pallet.linux import libc
 
         with open("/proc/self/mountinfo") as f:
@@ -233,6 +248,21 @@ class Palletd:
                 except OSError:
                     pass
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _free_bridge() -> tuple[str, str]:
+    """A bridge name and a /24 no route of this machine overlaps."""
+    import ipaddress
+    import random
+
+    from pallet.daemon.networks import host_routes
+
+    routes = host_routes()
+    for _ in range(200):
+        sub = ipaddress.ip_network(f"10.214.{random.randrange(256)}.0/24")
+        if not any(sub.overlaps(r) for r in routes):
+            return f"pt{os.getpid() % 100000}{random.randrange(1000)}", str(sub)
+    raise RuntimeError("no free subnet in 10.214.0.0/16 for a test daemon")
 
 
 def make_daemon(runtime: str = "pallet-runtime"):

@@ -32,6 +32,9 @@ class Config:
     insecure_registries: list[str] = field(default_factory=list)
     hosts_dir: str | None = None
     log_format: str = "json-file"       # of container logs: json-file or cri
+    bridge: str = "pallet0"             # the default network's bridge device
+    bridge_subnet: str = "10.213.0.0/16"  # and its subnet (the gateway is its first address)
+    cni_plugin_dirs: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.root = os.path.abspath(self.root)

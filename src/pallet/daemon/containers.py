@@ -34,9 +34,13 @@ from pallet.daemon.config import Config
 from pallet.daemon.events import Events
 from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
+from pallet.daemon.mounts import views as mount_views
+from pallet.daemon.networks import Networks
+from pallet.daemon.sandbox import Sandboxes
 from pallet.daemon.shims import LaunchSpec, Shim, launch
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.streams import Client, pump
+from pallet.daemon.volumes import Volumes
 from pallet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -121,13 +125,17 @@ class Container:
 
 class Containers:
     def __init__(self, cfg: Config, store: ContainerStore, images: Images, events: Events,
-                 storage: ThreadPoolExecutor) -> None:
+                 storage: ThreadPoolExecutor, networks: Networks) -> None:
         self.cfg = cfg
+        self.networks = networks
+        self.sandboxes = Sandboxes(networks, self.get, lambda: [
+            c for c in self.by_id.values() if c.running])
         self.store = store
         self.images = images
         self.events = events
         self.storage = storage
         self.by_id: dict[str, Container] = {}
+        self.volumes = Volumes(cfg.root, events, self)
         self.tasks: set[asyncio.Task[Any]] = set()
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -263,8 +271,13 @@ class Containers:
         cfg.setdefault("Hostname", "")
         cfg["Image"] = image_ref
 
+        if not cfg.get("ExposedPorts") and icfg.config.ExposedPorts:
+            cfg["ExposedPorts"] = dict(icfg.config.ExposedPorts)
+        net = {"Id": "", "HostConfig": host, "Config": cfg}
+        self.sandboxes.configure(net, body.get("NetworkingConfig"))
         cid = secrets.token_hex(32)
         cfg["Hostname"] = cfg["Hostname"] or cid[:12]
+        mount_points = self.volumes.register(host, cfg, ic.Volumes)
         top: str = await self.blocking(self._prepare_snapshot, image_ref, resolved, cid)
         cdir = self.cfg.container_dir(cid)
         os.makedirs(cdir, exist_ok=True)
@@ -284,7 +297,8 @@ class Containers:
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
             "HostConfig": host, "Config": cfg,
             "_Snapshot": cid, "_Parent": top, "_ImageConfig": icfg.to_dict(),
-            "_ImageName": img.name, "_ManuallyStopped": False,
+            "_ImageName": img.name, "_ManuallyStopped": False, "_MountPoints": mount_points,
+            "NetworkSettings": net["NetworkSettings"], "_Ifnames": {},
         }
         c = Container(rec)
         try:
@@ -330,6 +344,7 @@ class Containers:
     def _unmount_rootfs(self, c: Container) -> None:
         from pallet.linux import libc
 
+        self.volumes.teardown(c)
         rootfs = os.path.join(self.cfg.bundle_dir(c.id), "rootfs")
         while os.path.ismount(rootfs):
             try:
@@ -337,10 +352,13 @@ class Containers:
             except OSError:
                 break
 
-    def _write_bundle(self, c: Container) -> dict[str, Any]:
+    def _write_bundle(self, c: Container, netns_path: str | None,
+                      etc: dict[str, str]) -> dict[str, Any]:
         rootfs = self._mount_rootfs(c)
+        self.volumes.setup(c.rec, rootfs)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
-        spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id))
+        spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id),
+                           netns_path=netns_path, etc=etc)
         spec["root"]["path"] = rootfs
         path = os.path.join(self.cfg.bundle_dir(c.id), "config.json")
         import json
@@ -387,14 +405,17 @@ class Containers:
             raise
 
     async def _start_steps(self, c: Container) -> None:
+        if "NetworkSettings" not in c.rec:  # a record from before networks
+            self.sandboxes.configure(c.rec, None)
+        netns_path, etc = await self.sandboxes.up(c, self.cfg.container_dir(c.id))
         try:
-            await self.blocking(self._write_bundle, c)
-        except PalletError:
+            await self.blocking(self._write_bundle, c, netns_path, etc)
+        except (PalletError, OSError) as e:
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
+            if isinstance(e, OSError):
+                raise SystemError_(f"preparing the bundle: {e}") from None
             raise
-        except OSError as e:
-            await self.blocking(self._unmount_rootfs, c)
-            raise SystemError_(f"preparing the bundle: {e}") from None
         runtime_name, runtime = self.cfg.runtime_path(c.rec["HostConfig"].get("Runtime"))
         shim_dir = self.cfg.shim_dir(c.id)
         shutil.rmtree(shim_dir, ignore_errors=True)
@@ -409,6 +430,7 @@ class Containers:
                                                        c.id + ".log"))
         except PalletError as e:
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
             c.state.update(Error=str(e), ExitCode=128)
             self.save(c)
             raise SystemError_(f"failed to create task for container: {e}") from None
@@ -430,6 +452,7 @@ class Containers:
             await asyncio.get_running_loop().run_in_executor(None, shim.reap)
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
             c.state.update(Error=str(e), ExitCode=128)
             self.save(c)
             raise SystemError_(f"failed to start container: {e}") from None
@@ -437,6 +460,7 @@ class Containers:
                        ExitCode=0, Error="", StartedAt=st.get("started_at") or now_rfc3339())
         c.started_mono = time.monotonic()
         self.save(c)
+        await self.sandboxes.announce(c)
         self.publish(c, "start")
         c.monitor = self.spawn(self._monitor(c, shim))
 
@@ -482,6 +506,8 @@ class Containers:
             await asyncio.get_running_loop().run_in_executor(None, shim.reap)
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)
+            c.state.update(Running=False)  # peers' hosts files drop it now
+            self.sandboxes.release(c)
             for fut, _ in c.pending_attach:
                 if not fut.done():
                     fut.cancel()
@@ -607,7 +633,7 @@ class Containers:
             return int(c.state["ExitCode"])
         return await self._next_exit(c)
 
-    async def remove(self, c: Container, force: bool = False) -> None:
+    async def remove(self, c: Container, force: bool = False, volumes: bool = False) -> None:
         if c.running and not force:
             raise FailedPrecondition(
                 f"You cannot remove a running container {c.id}. Stop the container before "
@@ -628,6 +654,7 @@ class Containers:
             if c.id not in self.by_id:
                 return
             await self.blocking(self._unmount_rootfs, c)
+            await self.sandboxes.down(c)
             await self.blocking(self._remove_snapshot, c.rec["_Snapshot"])
             for d in (self.cfg.container_dir(c.id), self.cfg.bundle_dir(c.id),
                       self.cfg.shim_dir(c.id)):
@@ -637,6 +664,8 @@ class Containers:
             self.store.delete(c.id)
             del self.by_id[c.id]
             self.publish(c, "destroy")
+            await self.blocking(self.volumes.forget, c.rec,
+                                volumes or bool(c.rec["HostConfig"].get("AutoRemove")))
             code = int(c.state["ExitCode"])
             for f in c.remove_waiters + c.exit_waiters:
                 if not f.done():
@@ -683,6 +712,12 @@ class Containers:
                 await self._recover_one(c)
             except Exception:
                 log.exception("recovering container %s", c.id[:12])
+        # attachments of containers that died with the daemon down (or never were
+        # recorded: a crash mid-start) are released
+        running = {c.id for c in self.by_id.values() if c.running} | set(
+            self.sandboxes.pending)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.networks.release_stale, running)
 
     async def _recover_one(self, c: Container) -> None:
         st = c.state
@@ -717,7 +752,9 @@ class Containers:
 
     async def shutdown(self) -> None:
         """palletd stops; containers and their shims keep running (they are recovered by
-        the next palletd)."""
+        the next palletd). Network releases under way are finished first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.sandboxes.settle(), 30)
         for t in list(self.tasks):
             t.cancel()
         for c in self.by_id.values():
@@ -737,13 +774,7 @@ class Containers:
         out["SizeRw"] = None
         out["GraphDriver"] = {"Name": c.rec["Driver"], "Data": {
             "MergedDir": os.path.join(self.cfg.bundle_dir(c.id), "rootfs")}}
-        out["Mounts"] = [{"Type": "bind", "Source": b.split(":")[0],
-                          "Destination": b.split(":")[1], "Mode": "",
-                          "RW": not b.endswith(":ro"), "Propagation": "rprivate"}
-                         for b in c.rec["HostConfig"].get("Binds") or []]
-        out["NetworkSettings"] = {"Bridge": "", "SandboxID": "", "HairpinMode": False,
-                                  "Ports": {}, "SandboxKey": "", "IPAddress": "",
-                                  "Gateway": "", "MacAddress": "", "Networks": {}}
+        out["Mounts"] = mount_views(c.rec)
         return out
 
     def summary(self, c: Container) -> dict[str, Any]:
@@ -752,11 +783,12 @@ class Containers:
         return {
             "Id": c.id, "Names": ["/" + c.name], "Image": cfg.get("Image", ""),
             "ImageID": c.rec["Image"], "Command": " ".join(argv),
-            "Created": int(parse_time(c.rec["Created"])), "Ports": [],
+            "Created": int(parse_time(c.rec["Created"])), "Ports": summary_ports(c.rec),
             "Labels": cfg.get("Labels") or {}, "State": c.state["Status"],
             "Status": status_text(c.state), "SizeRw": None,
             "HostConfig": {"NetworkMode": c.rec["HostConfig"].get("NetworkMode", "default")},
-            "NetworkSettings": {"Networks": {}}, "Mounts": [],
+            "NetworkSettings": {"Networks": (c.rec.get("NetworkSettings") or {}).get(
+                "Networks") or {}}, "Mounts": mount_views(c.rec),
         }
 
     def list(self, all_: bool, filters: dict[str, list[str]], limit: int = -1
@@ -784,6 +816,8 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         "status": lambda v: c.state["Status"] == v,
         "label": label_ok,
         "exited": lambda v: c.state["Status"] == "exited" and str(c.state["ExitCode"]) == v,
+        "volume": lambda v: any(v in (m.get("Name"), m["Destination"])
+                                for m in mount_views(c.rec)),
         "ancestor": lambda v: v in (cfg.get("Image"), c.rec["Image"],
                                     c.rec.get("_ImageName")) or c.rec["Image"].startswith(
                                         "sha256:" + v.removeprefix("sha256:")),
@@ -792,9 +826,25 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         check = checks.get(key)
         if check is None:
             raise InvalidArgument(f"invalid filter '{key}'")
-        if values and not any(check(v) for v in values):
+        # docker ANDs label filters and ORs the values of every other key
+        combine = all if key == "label" else any
+        if values and not combine(check(v) for v in values):
             return False
     return True
+
+
+def summary_ports(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """`docker ps`'s PORTS: published mappings, and exposed ports that are not."""
+    out: list[dict[str, Any]] = []
+    ports = (rec.get("NetworkSettings") or {}).get("Ports") or {}
+    for key, binds in ports.items():
+        port, _, proto = key.partition("/")
+        if not binds:
+            out.append({"PrivatePort": int(port), "Type": proto})
+        for b in binds or []:
+            out.append({"IP": b["HostIp"], "PrivatePort": int(port),
+                        "PublicPort": int(b["HostPort"]), "Type": proto})
+    return out
 
 
 def status_text(st: dict[str, Any]) -> str:

@@ -40,7 +40,8 @@ class Events:
 
 
 def matches(ev: dict[str, Any], filters: dict[str, list[str]]) -> bool:
-    """Docker's event filters: type, event, container, image, label (key or key=value)."""
+    """Docker's event filters: type, event, container, image, volume, label (key or
+    key=value)."""
     attrs = ev["Actor"]["Attributes"]
     checks = {
         "type": lambda v: ev["Type"] == v,
@@ -49,6 +50,7 @@ def matches(ev: dict[str, Any], filters: dict[str, list[str]]) -> bool:
             ev["Actor"]["ID"].startswith(v) or attrs.get("name") == v),
         "image": lambda v: attrs.get("image") == v or (
             ev["Type"] == "image" and ev["Actor"]["ID"] == v),
+        "volume": lambda v: ev["Type"] == "volume" and ev["Actor"]["ID"] == v,
         "label": lambda v: (attrs.get(v.split("=", 1)[0]) == v.split("=", 1)[1]
                             if "=" in v else v in attrs),
     }

@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hosts-dir", default=None, help="registry hosts.toml directory")
     p.add_argument("--log-format", default="json-file", choices=["json-file", "cri"],
                    help="container log format [%(default)s]")
+    p.add_argument("-b", "--bridge", default="pallet0",
+                   help="bridge device of the default network [%(default)s]")
+    p.add_argument("--bip", default="10.213.0.0/16",
+                   help="subnet of the default network [%(default)s]")
+    p.add_argument("--cni-plugin-dir", action="append", default=None,
+                   help="where the CNI plugins are [/usr/lib/cni, /opt/cni/bin]")
     p.add_argument("--debug", "-D", action="store_true")
     return p.parse_args(argv)
 
@@ -56,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
                      socket=a.host.removeprefix("unix://"), default_runtime=a.default_runtime,
                      runtimes=runtimes, snapshotter=a.snapshotter,
                      insecure_registries=a.insecure_registry, hosts_dir=a.hosts_dir,
-                     log_format=a.log_format)
+                     log_format=a.log_format, bridge=a.bridge, bridge_subnet=a.bip,
+                     cni_plugin_dirs=a.cni_plugin_dir)
     except PalletError as e:
         sys.exit(f"palletd: {e}")
     asyncio.run(_run(cfg))

@@ -20,18 +20,20 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 import pallet
-from pallet.daemon import gc as _gc
 from pallet.daemon.config import Config
 from pallet.daemon.containers import Container, Containers
 from pallet.daemon.engine import archive as e_archive
 from pallet.daemon.engine import containers as e_containers
 from pallet.daemon.engine import exec as e_exec
 from pallet.daemon.engine import images as e_images
+from pallet.daemon.engine import networks as e_networks
 from pallet.daemon.engine import system as e_system
+from pallet.daemon.engine import volumes as e_volumes
 from pallet.daemon.engine.common import DAEMON
 from pallet.daemon.events import Events
 from pallet.daemon.execs import Execs
 from pallet.daemon.images import Images
+from pallet.daemon.networks import Networks
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.version import API_VERSION, MIN_API_VERSION, parse
 from pallet.errors import PalletError, Unavailable, http_status
@@ -57,8 +59,12 @@ class Daemon:
         self.images = Images(ImageService(cfg.root, cfg.snapshotter))
         self.store = ContainerStore(os.path.join(cfg.root, "metadata", "containers.db"))
         self.events = Events()
-        self.containers = Containers(cfg, self.store, self.images, self.events, self.storage)
+        self.networks = Networks(cfg.root, cfg.exec_root, bridge=cfg.bridge,
+                                 subnet=cfg.bridge_subnet, plugin_dirs=cfg.cni_plugin_dirs)
+        self.containers = Containers(cfg, self.store, self.images, self.events, self.storage,
+                                     self.networks)
         self.execs = Execs(self.containers)
+        self.volumes = self.containers.volumes
         self.node_id = self._node_id()
 
     def _node_id(self) -> str:
@@ -111,12 +117,13 @@ class Daemon:
     # --- storage ------------------------------------------------------------------------
 
     async def gc(self) -> int:
-        keys = {c.rec["_Snapshot"] for c in self.containers.by_id.values()}
-        res = await self.blocking(_gc.collect, self.images.svc, keys)
-        if res.blobs or res.snapshots:
-            log.info("gc: %d blobs, %d snapshots, %d bytes", len(res.blobs),
-                     len(res.snapshots), res.bytes)
-        return res.bytes
+        """The image library's collector (metadata/gc.py: image names, leases of pulls and
+        builds in flight, and active snapshots — every container's root — are the roots)."""
+        res = await self.blocking(self.images.svc.gc)
+        if res.content or res.snapshots:
+            log.info("gc: %d blobs, %d snapshots, %d bytes", len(res.content),
+                     len(res.snapshots), res.reclaimed)
+        return res.reclaimed
 
     def content_size(self) -> int:
         return sum(i.size for i in self.images.svc.content.walk())
@@ -186,7 +193,7 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images, e_archive):
+    for mod in (e_system, e_containers, e_exec, e_images, e_networks, e_volumes, e_archive):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

@@ -13,6 +13,7 @@ import os
 import shutil
 from typing import Any
 
+from pallet.daemon import mounts as _mounts
 from pallet.errors import InvalidArgument
 from pallet.images.bundle import resolve_user, runtime_config
 from pallet.linux.caps import NAMES as ALL_CAPS
@@ -195,21 +196,6 @@ def _bind(source: str, dest: str, ro: bool = False, extra: list[str] | None = No
             "options": ["rbind", "rprivate", "ro" if ro else "rw", *(extra or [])]}
 
 
-def binds(host: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for b in host.get("Binds") or []:
-        parts = b.split(":")
-        if len(parts) < 2 or not parts[0].startswith("/"):
-            raise InvalidArgument(f"invalid bind {b!r}: only host paths (/src:/dst[:ro]) "
-                                  "are supported, not named volumes")
-        src, dst = parts[0], parts[1]
-        mode = parts[2].split(",") if len(parts) > 2 else []
-        if not os.path.exists(src):
-            os.makedirs(src, exist_ok=True)  # as dockerd does for a missing bind source
-        out.append(_bind(src, dst, "ro" in mode))
-    return out
-
-
 def etc_files(cdir: str, hostname: str) -> dict[str, str]:
     """/etc/hostname, /etc/hosts, /etc/resolv.conf of the container, in its directory."""
     files = {
@@ -231,8 +217,12 @@ def etc_files(cdir: str, hostname: str) -> dict[str, str]:
     return out
 
 
-def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> dict[str, Any]:
-    """The config.json of container `rec` (palletd's record) over the mounted `rootfs`."""
+def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str, *,
+          netns_path: str | None = None, etc: dict[str, str] | None = None
+          ) -> dict[str, Any]:
+    """The config.json of container `rec` (palletd's record) over the mounted `rootfs`;
+    `netns_path` is the network namespace to join, `etc` the /etc files to bind (both
+    from the container's sandbox)."""
     cfg, host = rec["Config"], rec["HostConfig"]
     argv = [rec["Path"], *rec["Args"]]
     spec = runtime_config(image, rootfs, args=argv, terminal=bool(cfg.get("Tty")),
@@ -285,6 +275,10 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
     linux["resources"] = resources(host)
     linux["cgroupsPath"] = f"/pallet/{rec['Id']}"
     drop_ns = set()
+    if netns_path:
+        for ns in linux["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = netns_path
     if host.get("NetworkMode") == "host":
         drop_ns.add("network")
     if host.get("PidMode") == "host":
@@ -302,11 +296,12 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str) -> di
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
                 m["options"] = [o for o in m.get("options", []) if o != "ro"] + ["rw"]
 
-    etc = etc_files(cdir, hostname)
-    if host.get("NetworkMode") == "host":
-        etc["/etc/hosts"] = "/etc/hosts"
+    if etc is None:
+        etc = etc_files(cdir, hostname)
+        if host.get("NetworkMode") == "host":
+            etc["/etc/hosts"] = "/etc/hosts"
     spec["mounts"] += [_bind(src, dst) for dst, src in etc.items()]
-    spec["mounts"] += binds(host)
+    _mounts.apply(spec, rec)  # binds, volumes, tmpfs
     spec["annotations"] = {**spec.get("annotations", {}), "io.pallet.container.name":
                            rec["Name"].lstrip("/")}
     return spec

@@ -3,41 +3,56 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
+import threading
 
 from pallet.linux import libc
 
 MS_BIND = 4096
 MS_SHARED = 1 << 20
 MS_REC = 1 << 14
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
 
 
 def create(path: str) -> str:
-    """A fresh network namespace pinned at `path` (its directory is created)."""
+    """A fresh network namespace, its loopback up, pinned at `path` (its directory is
+    created). Made by a thread of its own that unshares and then ends: no fork of a
+    threaded daemon, and the caller's threads never change namespace."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDONLY | os.O_CLOEXEC, 0o444)
     os.close(fd)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
+    errors: list[BaseException] = []
+
+    def work() -> None:
         try:
-            os.close(r)
             libc.unshare(libc.CLONE_NEWNET)
-            libc.mount(f"/proc/{os.getpid()}/ns/net", path, None, MS_BIND)
-            os.write(w, b"0")
+            libc.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None,
+                       MS_BIND)
+            _loopback_up()
         except BaseException as e:
-            os.write(w, f"1{e}".encode())
-        os._exit(0)
-    os.close(w)
-    try:
-        msg = os.read(r, 4096).decode()
-    finally:
-        os.close(r)
-        os.waitpid(pid, 0)
-    if msg != "0":
-        os.unlink(path)
-        raise OSError(f"create network namespace {path}: {msg[1:] or 'child died'}")
+            errors.append(e)
+
+    t = threading.Thread(target=work, name="netns")
+    t.start()
+    t.join()
+    if errors:
+        remove(path)
+        raise OSError(f"create network namespace {path}: {errors[0]}")
     return path
+
+
+def _loopback_up() -> None:
+    """`ip link set lo up` in the calling thread's network namespace (runtimes do it only
+    for namespaces they create themselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 def remove(path: str) -> None:

@@ -12,14 +12,14 @@ from typing import Any
 
 import click
 
-from pallet.cli.pallet import term
+from pallet.cli.pallet import mountflags, term
 from pallet.cli.pallet.client import Client, cid
 from pallet.cli.pallet.fmt import (
     SHORT_ID,
     ago,
     parse_size,
+    print_objects,
     print_rows,
-    render,
 )
 from pallet.errors import InvalidArgument, NotFound
 
@@ -65,8 +65,22 @@ def _create_options(f: Any) -> Any:
         click.option("--runtime", default=None, help="OCI runtime (pallet-runtime, runc)"),
         click.option("--pull", type=click.Choice(["missing", "always", "never"]),
                      default="missing", show_default=True, help="pull the image"),
-        click.option("-v", "--volume", multiple=True, help="bind mount /host:/ctr[:ro]"),
-        click.option("--network", default=None, help="none (default) or host"),
+        click.option("-v", "--volume", multiple=True,
+                     help="bind mount or volume: /host:/ctr[:ro], name:/ctr, /ctr"),
+        click.option("--mount", multiple=True, help="type=bind|volume|tmpfs,dst=...[,...]"),
+        click.option("--tmpfs", multiple=True, help="a tmpfs: /ctr[:size=64m,...]"),
+        click.option("--network", default=None,
+                     help="bridge (default), none, host, container:<name>, or a network"),
+        click.option("--network-alias", multiple=True, help="a name on the network"),
+        click.option("-p", "--publish", multiple=True,
+                     help="publish a port: [ip:][hostPort:]containerPort[/proto]"),
+        click.option("-P", "--publish-all", is_flag=True,
+                     help="publish every exposed port to a free host port"),
+        click.option("--expose", multiple=True, help="expose a port or a range"),
+        click.option("--dns", multiple=True, help="DNS servers"),
+        click.option("--dns-search", multiple=True, help="DNS search domains"),
+        click.option("--dns-option", multiple=True, help="DNS options"),
+        click.option("--add-host", multiple=True, help="an /etc/hosts entry (host:ip)"),
         click.option("--stop-signal", default=None, help="signal to stop the container"),
         click.option("--stop-timeout", type=int, default=None,
                      help="seconds to wait before killing on stop"),
@@ -111,17 +125,49 @@ def _ulimits(items: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
+def _network_options(host: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
+    """-p/-P/--expose/--dns*/--add-host into HostConfig; the exposed ports returned."""
+    from pallet.network import ports
+
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in o["publish"]:
+        try:
+            maps = ports.parse(spec)
+        except InvalidArgument as e:
+            raise click.BadParameter(str(e), param_hint="--publish") from None
+        for m in maps:
+            key = f"{m['containerPort']}/{m['protocol']}"
+            exposed[key] = {}
+            bindings.setdefault(key, []).append(
+                {"HostIp": m["hostIP"], "HostPort": str(m["hostPort"] or "")})
+    for spec in o["expose"]:
+        port, _, proto = spec.partition("/")
+        lo, _, hi = port.partition("-")
+        for n in range(int(lo), int(hi or lo) + 1):
+            exposed[f"{n}/{proto or 'tcp'}"] = {}
+    host.update({"PortBindings": bindings or None, "PublishAllPorts": o["publish_all"],
+                 "Dns": list(o["dns"]) or None, "DnsSearch": list(o["dns_search"]) or None,
+                 "DnsOptions": list(o["dns_option"]) or None,
+                 "ExtraHosts": list(o["add_host"]) or None})
+    return exposed
+
+
 def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, detach: bool
                 ) -> dict[str, Any]:
     attach = not detach
+    binds, anonymous = mountflags.volumes(o["volume"])
     host: dict[str, Any] = {
         "AutoRemove": o["auto_remove"], "RestartPolicy": _restart(o["restart"]),
         "ReadonlyRootfs": o["read_only"], "CapAdd": list(o["cap_add"]) or None,
         "CapDrop": list(o["cap_drop"]) or None, "SecurityOpt": list(o["security_opt"]) or None,
         "Privileged": o["privileged"], "Init": True if o["init"] else None,
-        "Runtime": o["runtime"] or "", "Binds": list(o["volume"]) or None,
+        "Runtime": o["runtime"] or "", "Binds": binds or None,
+        "Mounts": [mountflags.parse_mount(m) for m in o["mount"]] or None,
+        "Tmpfs": mountflags.tmpfs(o["tmpfs"]) or None,
         "NetworkMode": o["network"] or "default", "Ulimits": _ulimits(o["ulimit"]) or None,
     }
+    exposed = _network_options(host, o)
     if o["cpus"]:
         host["NanoCpus"] = int(o["cpus"] * 1e9)
     if o["memory"]:
@@ -135,8 +181,13 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         "StdinOnce": o["interactive"] and attach, "AttachStdin": o["interactive"] and attach,
         "AttachStdout": attach, "AttachStderr": attach,
         "Labels": dict(x.split("=", 1) if "=" in x else (x, "") for x in o["label"]),
-        "HostConfig": host,
+        "Volumes": anonymous or None, "HostConfig": host,
     }
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if o["network_alias"]:
+        body["NetworkingConfig"] = {"EndpointsConfig": {host["NetworkMode"]: {
+            "Aliases": list(o["network_alias"])}}}
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else [""]
     if o["stop_signal"]:
@@ -349,14 +400,14 @@ def kill_cmd(ctx: click.Context, sig: str | None, containers: tuple[str, ...]) -
 
 @click.command("rm", context_settings=CMD)
 @click.option("-f", "--force", is_flag=True, help="kill a running container first")
-@click.option("-v", "--volumes", is_flag=True, help="(accepted; no volumes yet)")
+@click.option("-v", "--volumes", is_flag=True, help="remove its anonymous volumes too")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
 def rm_cmd(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove one or more containers."""
     c = client(ctx)
     _each(ctx, containers, lambda n: c.call("DELETE", f"/containers/{cid(n)}",
-                                            {"force": force}))
+                                            {"force": force, "v": volumes}))
 
 
 def _filters(items: tuple[str, ...]) -> dict[str, list[str]] | None:
@@ -377,11 +428,24 @@ def _ps_row(s: dict[str, Any], trunc: bool) -> dict[str, Any]:
         "ID": s["Id"][:SHORT_ID] if trunc else s["Id"], "Image": s["Image"],
         "Command": f'"{cmd}"', "CreatedAt": time.strftime(
             "%Y-%m-%d %H:%M:%S %z %Z", time.localtime(s["Created"])),
-        "RunningFor": ago(s["Created"]), "Ports": "", "State": s["State"],
+        "RunningFor": ago(s["Created"]), "Ports": ports_text(s.get("Ports") or []),
+        "State": s["State"],
         "Status": s["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in s["Names"]),
         "Labels": ",".join(f"{k}={v}" for k, v in (s.get("Labels") or {}).items()),
         "Mounts": "", "Networks": "",
     }
+
+
+def ports_text(ports: list[dict[str, Any]]) -> str:
+    """docker ps's PORTS column: 127.0.0.1:8080->80/tcp, 443/tcp."""
+    out = []
+    for p in ports:
+        if p.get("PublicPort"):
+            out.append(f"{p.get('IP') or '0.0.0.0'}:{p['PublicPort']}->"
+                       f"{p['PrivatePort']}/{p['Type']}")
+        else:
+            out.append(f"{p['PrivatePort']}/{p['Type']}")
+    return ", ".join(out)
 
 
 @click.command("ps", context_settings=CMD)
@@ -512,12 +576,13 @@ def attach_cmd(ctx: click.Context, no_stdin: bool, detach_keys: str | None,
 
 @click.command("inspect", context_settings=CMD)
 @click.option("-f", "--format", "fmt", default=None, help="a {{.Field}} template")
-@click.option("--type", "type_", type=click.Choice(["container", "image"]), default=None)
+@click.option("--type", "type_", type=click.Choice(["container", "image", "volume"]),
+              default=None)
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 names: tuple[str, ...]) -> None:
-    """Low-level information on containers or images, as JSON."""
+    """Low-level information on containers, images or volumes, as JSON."""
     c = client(ctx)
     out = []
     failed = False
@@ -528,23 +593,18 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 obj = c.get(f"/containers/{cid(n)}/json")
             except NotFound:
                 pass
-        if obj is None and type_ in (None, "image"):
-            try:
-                obj = c.get(f"/images/{n}/json")
-            except NotFound:
-                pass
+        for kind, path in (("image", f"/images/{n}/json"), ("volume", f"/volumes/{n}")):
+            if obj is None and type_ in (None, kind):
+                try:
+                    obj = c.get(path)
+                except NotFound:
+                    pass
         if obj is None:
             click.echo(f"Error: No such object: {n}", err=True)
             failed = True
             continue
         out.append(obj)
-    if fmt:
-        for o in out:
-            click.echo(render(fmt, o))
-    else:
-        click.echo(json.dumps(out, indent=4))
-    if failed:
-        sys.exit(1)
+    print_objects(out, fmt, failed)
 
 
 @click.command("wait", context_settings=CMD)

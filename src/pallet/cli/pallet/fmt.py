@@ -88,3 +88,15 @@ def print_rows(rows: list[dict[str, Any]], fmt: str | None, columns: list[str],
     for r in rows:
         t.add_row(*(str(r.get(col, "")) for col in columns))
     Console(soft_wrap=True, highlight=False, width=10_000).print(t)
+
+
+def print_objects(objs: list[Any], fmt: str | None, failed: bool) -> None:
+    """`inspect`'s output: a JSON array, or the template once per object; exit status 1
+    when some name was not found (after printing the others, as docker)."""
+    if fmt:
+        for o in objs:
+            click.echo(render(fmt, o))
+    else:
+        click.echo(json.dumps(objs, indent=4))
+    if failed:
+        raise SystemExit(1)

@@ -18,6 +18,9 @@ LAZY = {
     "push": "pallet.cli.pallet.transfer:push_cmd",
     "login": "pallet.cli.pallet.login:login_cmd",
     "logout": "pallet.cli.pallet.login:logout_cmd",
+    "network": "pallet.cli.pallet.network:network",
+    "port": "pallet.cli.pallet.network:port_cmd",
+    "volume": "pallet.cli.pallet.volume:volume",
     **{verb: f"pallet.cli.pallet.archive:{verb}_cmd"
        for verb in ("cp", "export", "import", "save", "load", "commit", "diff")},
 }

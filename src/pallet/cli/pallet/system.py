@@ -184,7 +184,7 @@ def system_group() -> None:
 def df_cmd(ctx: click.Context, fmt: str | None) -> None:
     """Show disk usage."""
     d = client(ctx).get("/system/df")
-    imgs, cs = d["Images"], d["Containers"]
+    imgs, cs, vols = d["Images"], d["Containers"], d.get("Volumes") or []
     active_imgs = [i for i in imgs if i.get("Containers", 0) > 0]
     img_size = d["LayersSize"]
     rows = [
@@ -196,8 +196,11 @@ def df_cmd(ctx: click.Context, fmt: str | None) -> None:
          "Size": human_size(sum(c.get("SizeRw") or 0 for c in cs)),
          "Reclaimable": human_size(sum(c.get("SizeRw") or 0 for c in cs
                                        if c["State"] != "running"))},
-        {"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": "0B",
-         "Reclaimable": "0B"},
+        {"Type": "Local Volumes", "TotalCount": len(vols),
+         "Active": sum(1 for v in vols if v["UsageData"]["RefCount"] > 0),
+         "Size": human_size(sum(v["UsageData"]["Size"] for v in vols)),
+         "Reclaimable": human_size(sum(v["UsageData"]["Size"] for v in vols
+                                       if v["UsageData"]["RefCount"] == 0))},
         {"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B",
          "Reclaimable": "0B"},
     ]
@@ -208,19 +211,28 @@ def df_cmd(ctx: click.Context, fmt: str | None) -> None:
 @system_group.command("prune", context_settings=CMD)
 @click.option("-a", "--all", "all_", is_flag=True, help="remove all unused images")
 @click.option("-f", "--force", is_flag=True, help="do not prompt")
+@click.option("--volumes", is_flag=True, help="remove unused volumes too")
 @click.pass_context
-def prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
-    """Remove stopped containers, unused images (with -a) and unreferenced content."""
+def prune_cmd(ctx: click.Context, all_: bool, force: bool, volumes: bool) -> None:
+    """Remove stopped containers, unused images (with -a), unused volumes (with --volumes)
+    and unreferenced content."""
     if not force:
         click.confirm("This will remove all stopped containers"
+                      + (", all volumes not used by a container" if volumes else "")
                       + (" and all images without a container" if all_ else "")
                       + ". Are you sure you want to continue?", abort=True)
     c = client(ctx)
     cs = c.post("/containers/prune")
+    vs = c.post("/volumes/prune") if volumes else {}
     ims = c.post("/images/prune", filters={"dangling": ["false" if all_ else "true"]})
     if cs.get("ContainersDeleted"):
         click.echo("Deleted Containers:")
         for x in cs["ContainersDeleted"]:
+            click.echo(x)
+        click.echo()
+    if vs.get("VolumesDeleted"):
+        click.echo("Deleted Volumes:")
+        for x in vs["VolumesDeleted"]:
             click.echo(x)
         click.echo()
     if ims.get("ImagesDeleted"):
@@ -229,7 +241,7 @@ def prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
             for k, v in item.items():
                 click.echo(f"{k.lower()}: {v}")
         click.echo()
-    total = (cs.get("SpaceReclaimed") or 0) + (ims.get("SpaceReclaimed") or 0)
+    total = sum(r.get("SpaceReclaimed") or 0 for r in (cs, vs, ims))
     click.echo(f"Total reclaimed space: {human_size(total)}")
 
 

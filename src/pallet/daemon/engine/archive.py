@@ -44,10 +44,13 @@ def _not_found(c: Any, path: str) -> NotFound:
 
 
 def _binds(c: Any) -> list[dict[str, Any]]:
-    """The container's bind mounts (volumes), which the copy helper mounts first."""
-    from pallet.daemon.spec import binds
+    """The container's binds and volumes, which the copy helper mounts first (a tmpfs has
+    nothing outside the running container to copy to or from, as with dockerd)."""
+    from pallet.daemon.mounts import BIND, VOLUME, points_of
 
-    return binds(c.rec["HostConfig"])
+    return [{"destination": p.Destination, "source": p.Source, "type": "bind",
+             "options": ["bind" if p.non_recursive else "rbind", "rw" if p.RW else "ro"]}
+            for p in points_of(c.rec) if p.Type in (BIND, VOLUME) and p.Source]
 
 
 def _in_volume(binds: list[dict[str, Any]], path: str) -> bool:

@@ -163,7 +163,8 @@ async def list_(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     c = _container(request)
-    await asyncio.shield(daemon(request).containers.remove(c, qbool(request, "force")))
+    await asyncio.shield(daemon(request).containers.remove(c, qbool(request, "force"),
+                                                           qbool(request, "v")))
     return web.Response(status=204)
 
 

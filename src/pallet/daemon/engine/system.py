@@ -1,5 +1,5 @@
 """/_ping, /version, /info, /events, /system/df, and the prune endpoints of resources
-palletd does not have yet (networks, volumes, build cache), answered empty."""
+palletd does not have yet (build cache), answered empty."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersPaused": 0, "ContainersStopped": len(cs) - running, "Images": images,
         "Driver": d.images.svc.snapshotter_name,
         "DriverStatus": [["Root Dir", os.path.join(d.cfg.root, "snapshots")]],
-        "Plugins": {"Volume": [], "Network": [], "Authorization": None,
+        "Plugins": {"Volume": ["local"], "Network": [], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": False, "KernelMemory": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
@@ -174,25 +174,13 @@ async def df(request: web.Request) -> web.Response:
         s["SizeRootFs"] = s["SizeRw"]
         containers.append(s)
     return reply({"LayersSize": layers, "Images": images, "Containers": containers,
-                  "Volumes": [], "BuildCache": []})
+                  "Volumes": await d.blocking(d.volumes.df), "BuildCache": []})
 
 
 async def empty_prune(request: web.Request) -> web.Response:
     what = request.path.rstrip("/").split("/")[-2]
-    key = {"networks": "NetworksDeleted", "volumes": "VolumesDeleted",
-           "build": "CachesDeleted"}[what]
-    body: dict[str, Any] = {key: None}
-    if what != "networks":
-        body["SpaceReclaimed"] = 0
-    return reply(body)
-
-
-async def networks(request: web.Request) -> web.Response:
-    return reply([])
-
-
-async def volumes(request: web.Request) -> web.Response:
-    return reply({"Volumes": [], "Warnings": None})
+    key = {"build": "CachesDeleted"}[what]
+    return reply({key: None, "SpaceReclaimed": 0})
 
 
 ROUTES: list[tuple[str, str, Any]] = [
@@ -201,9 +189,5 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/info", info),
     ("GET", "/events", events),
     ("GET", "/system/df", df),
-    ("POST", "/networks/prune", empty_prune),
-    ("POST", "/volumes/prune", empty_prune),
     ("POST", "/build/prune", empty_prune),
-    ("GET", "/networks", networks),
-    ("GET", "/volumes", volumes),
 ]

@@ -1,0 +1,344 @@
+"""A container's network sandbox: what `--network` asks for, set up before the runtime's
+create and torn down after the container exits.
+
+    create:  NetworkMode + NetworkingConfig -> NetworkSettings.Networks (configured, no IP)
+    start:   bridge networks: a pinned netns, CNI ADD per network (eth0 carries the
+             published ports), /etc/hosts|resolv.conf|hostname, peers' hosts updated
+             host: no netns, the host's files; none: the runtime's own empty netns
+             container:<x>: x's netns and its /etc files
+    exit:    CNI DEL per network (from the cached result), netns removed, peers updated
+
+Blocking work (plugins, files) runs in threads; the daemon's event loop only awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pallet.daemon.networks import (
+    Network,
+    Networks,
+    docker_ports,
+    hosts_text,
+    resolv_text,
+    write_in_place,
+)
+from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, SystemError_
+from pallet.network import netns
+
+if TYPE_CHECKING:
+    from pallet.daemon.containers import Container
+
+log = logging.getLogger("palletd")
+
+
+def mode_of(rec: dict[str, Any]) -> str:
+    m = rec["HostConfig"].get("NetworkMode") or "default"
+    return "bridge" if m == "default" else m
+
+
+def _blank_endpoint(n: Network, cfg: dict[str, Any] | None) -> dict[str, Any]:
+    cfg = cfg or {}
+    return {"IPAMConfig": cfg.get("IPAMConfig"), "Links": cfg.get("Links"),
+            "Aliases": list(cfg.get("Aliases") or []) or None, "NetworkID": n.id,
+            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": "", "DriverOpts": cfg.get("DriverOpts")}
+
+
+_RUNTIME_FIELDS = ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress")
+
+
+class Sandboxes:
+    def __init__(self, networks: Networks, lookup: Callable[[str], Container],
+                 running: Callable[[], list[Container]]) -> None:
+        self.networks = networks
+        self.lookup = lookup
+        self.running = running
+        self.pending: dict[str, asyncio.Task[None]] = {}
+
+    async def _thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    # --- create -------------------------------------------------------------------
+
+    def configure(self, rec: dict[str, Any], networking: dict[str, Any] | None) -> None:
+        """NetworkSettings of a new container; refuses what cannot work before any work."""
+        host = rec["HostConfig"]
+        mode = mode_of(rec)
+        endpoints = dict((networking or {}).get("EndpointsConfig") or {})
+        if "default" in endpoints:  # the docker CLI names the default network so
+            endpoints.setdefault("bridge", endpoints.pop("default"))
+        nets: dict[str, Any] = {}
+        if mode.startswith("container:"):
+            self.lookup(mode.split(":", 1)[1])  # must exist now (docker checks at create)
+            if endpoints or host.get("PortBindings") or host.get("PublishAllPorts"):
+                raise InvalidArgument("conflicting options: networks or published ports and "
+                                      "the network mode container:")
+        elif mode in ("host", "none"):
+            extra = [k for k in endpoints if k != mode]
+            if extra:
+                raise InvalidArgument(f"container cannot be disconnected from host network "
+                                      f"or connected to host network: {extra[0]}"
+                                      if mode == "host" else
+                                      f"container sharing network namespace with none cannot "
+                                      f"be connected to {extra[0]}")
+            n = self.networks.get(mode)
+            nets[n.name] = _blank_endpoint(n, endpoints.get(mode))
+        else:
+            try:
+                first = self.networks.get(mode)
+            except NotFound:
+                # not a 404: the docker CLI takes a 404 from create for a missing image
+                raise InvalidArgument(f"network {mode} not found") from None
+            nets[first.name] = _blank_endpoint(first, endpoints.pop(first.name, None)
+                                               or endpoints.pop(mode, None))
+            for name, ep in endpoints.items():
+                try:
+                    n = self.networks.get(name)
+                except NotFound:
+                    raise InvalidArgument(f"network {name} not found") from None
+                if n.driver != "bridge":
+                    raise InvalidArgument(f"container cannot be connected to {n.name} and "
+                                          "a bridge network at once")
+                nets[n.name] = _blank_endpoint(n, ep)
+        # published ports are checked now; host ports are chosen when the container starts
+        self.networks.port_mappings({**host, "PublishAllPorts": False}, {})
+        exposed = dict(rec["Config"].get("ExposedPorts") or {})
+        rec["Config"]["ExposedPorts"] = exposed or None
+        rec["NetworkSettings"] = {"Bridge": "", "SandboxID": "", "HairpinMode": False,
+                                  "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                                  "Ports": {}, "SandboxKey": "",
+                                  "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+                                  "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+                                  "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0,
+                                  "IPv6Gateway": "", "MacAddress": "", "Networks": nets}
+        rec["_Ifnames"] = {}
+
+    # --- start --------------------------------------------------------------------
+
+    async def up(self, c: Container, cdir: str) -> tuple[str | None, dict[str, str]]:
+        """The netns path for the runtime (None: its own, or no netns for host) and the
+        /etc files to bind."""
+        await self.settle(c)
+        rec = c.rec
+        mode = mode_of(rec)
+        hostname = rec["Config"].get("Hostname") or c.id[:12]
+        if mode.startswith("container:"):
+            other = self.lookup(mode.split(":", 1)[1])
+            if not other.running:
+                raise FailedPrecondition(f"cannot join network of a non running container: "
+                                         f"{other.id}")
+            path = other.rec["NetworkSettings"].get("SandboxKey") or \
+                f"/proc/{other.state['Pid']}/ns/net"
+            return path, {f"/etc/{n}": os.path.join(os.path.dirname(other.rec["HostsPath"]), n)
+                          for n in ("hosts", "resolv.conf", "hostname")}
+        if mode in ("host", "none"):
+            return None, await self._thread(self._write_etc, rec, cdir, hostname, mode)
+        path = self.networks.netns_path(c.id)
+        await self._thread(self._create_netns, path)
+        settings = rec["NetworkSettings"]
+        done: list[tuple[str, str]] = []
+        try:
+            mappings = await self._thread(self.networks.port_mappings, rec["HostConfig"],
+                                          rec["Config"].get("ExposedPorts") or {})
+            for i, (name, ep) in enumerate(settings["Networks"].items()):
+                n = self.networks.get(ep.get("NetworkID") or name)
+                ifname = f"eth{i}"
+                got = await self._thread(self.networks.attach, c.id, path, n, ifname,
+                                         mappings if i == 0 else None)
+                done.append((name, ifname))
+                rec["_Ifnames"][name] = ifname
+                ep.update(got)
+                if n.user_defined:
+                    aliases = [a for a in ep.get("Aliases") or [] if a != c.id[:12]]
+                    ep["Aliases"] = [*aliases, c.id[:12]]
+        except BaseException as e:
+            for name, ifname in reversed(done):
+                with contextlib.suppress(Exception):
+                    await self._thread(self.networks.detach, c.id, path, name, ifname)
+            await self._thread(netns.remove, path)
+            self._clear(rec)
+            if isinstance(e, Exception) and not isinstance(e, SystemError_):
+                raise SystemError_(f"failed to set up container networking: {e}") from None
+            raise
+        settings["SandboxKey"] = path
+        settings["SandboxID"] = c.id
+        settings["Ports"] = docker_ports(mappings, rec["Config"].get("ExposedPorts") or {})
+        rec["_PortMappings"] = mappings
+        first = next(iter(settings["Networks"].values()), None)
+        if first is not None and mode == "bridge":
+            # the legacy top-level fields describe the default bridge endpoint only
+            for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+                settings[k] = first[k]
+            settings["Bridge"] = self.networks.get("bridge").bridge
+        etc = await self._thread(self._write_etc, rec, cdir, hostname, mode)
+        return path, etc
+
+    async def announce(self, c: Container) -> None:
+        """`c` runs: the peers on its user-defined networks learn its name."""
+        await self._thread(self.refresh_peers, c, self._user_networks(c))
+
+    def _create_netns(self, path: str) -> None:
+        netns.remove(path)  # a leftover of a crash: unpinned, then made afresh
+        netns.create(path)
+
+    def _write_etc(self, rec: dict[str, Any], cdir: str, hostname: str, mode: str
+                   ) -> dict[str, str]:
+        out = {}
+        files = {"hostname": hostname + "\n", "resolv.conf": resolv_text(rec["HostConfig"])}
+        if mode != "host":
+            files["hosts"] = self._hosts(rec, hostname)
+        for name, text in files.items():
+            path = os.path.join(cdir, name)
+            write_in_place(path, text)
+            out[f"/etc/{name}"] = path
+        if mode == "host":
+            out["/etc/hosts"] = "/etc/hosts"
+        return out
+
+    def _user_networks(self, c: Container) -> set[str]:
+        out = set()
+        for name in (c.rec.get("NetworkSettings") or {}).get("Networks") or {}:
+            with contextlib.suppress(NotFound):
+                if self.networks.get(name).user_defined:
+                    out.add(name)
+        return out
+
+    def _hosts(self, rec: dict[str, Any], hostname: str) -> str:
+        nets = (rec.get("NetworkSettings") or {}).get("Networks") or {}
+        ips = [ep["IPAddress"] for ep in nets.values() if ep.get("IPAddress")]
+        peers: list[tuple[str, list[str]]] = []
+        mine = {n for n in nets if n not in ("bridge", "host", "none")}
+        for p in self.running():
+            if p.id == rec["Id"]:
+                continue
+            pnets = (p.rec.get("NetworkSettings") or {}).get("Networks") or {}
+            for name in sorted(mine & set(pnets)):
+                ep = pnets[name]
+                if not ep.get("IPAddress"):
+                    continue
+                names = [p.name] + [a for a in ep.get("Aliases") or [] if a != p.name]
+                peers.append((ep["IPAddress"], names))
+        return hosts_text(hostname, rec["Config"].get("Domainname") or "", ips,
+                          list(rec["HostConfig"].get("ExtraHosts") or []), peers)
+
+    def refresh_peers(self, c: Container, networks: set[str]) -> None:
+        """Rewrite the hosts file of every running container that shares one of `networks`
+        with `c` (docker's embedded DNS would answer them; see networks.py)."""
+        if not networks:
+            return
+        for p in self.running():
+            if p.id == c.id or mode_of(p.rec) in ("host",):
+                continue
+            pnets = set((p.rec.get("NetworkSettings") or {}).get("Networks") or {})
+            if not pnets & networks:
+                continue
+            hostname = p.rec["Config"].get("Hostname") or p.id[:12]
+            try:
+                write_in_place(p.rec["HostsPath"], self._hosts(p.rec, hostname))
+            except OSError as e:
+                log.warning("updating the hosts file of %s: %s", p.id[:12], e)
+
+    # --- exit ---------------------------------------------------------------------
+
+    def release(self, c: Container) -> asyncio.Task[None] | None:
+        """The container's endpoints are cleared now and DEL runs in the background: an
+        exit (and `run --rm`) does not wait for the plugins' iptables work (~200 ms here,
+        bench/cni_bench.py). A start of the same container waits for it (`settle`); a crash
+        before it ends leaves the cached results, released when palletd comes back."""
+        rec = c.rec
+        path = (rec.get("NetworkSettings") or {}).get("SandboxKey") or ""
+        if not path:
+            return None
+        ifnames = dict(rec.get("_Ifnames") or {})
+        nets = self._user_networks(c)
+        self._clear(rec)
+        task = asyncio.ensure_future(self._teardown(c, path, ifnames, nets))
+        self.pending[c.id] = task
+        task.add_done_callback(lambda t: self.pending.pop(c.id, None)
+                               if self.pending.get(c.id) is t else None)
+        return task
+
+    async def _teardown(self, c: Container, path: str, ifnames: dict[str, str],
+                        nets: set[str]) -> None:
+        await self._thread(self.refresh_peers, c, nets)
+        for name, ifname in ifnames.items():
+            try:
+                await self._thread(self.networks.detach, c.id, path, name, ifname)
+            except Exception as e:
+                log.warning("CNI DEL %s/%s of %s: %s", name, ifname, c.id[:12], e)
+        await self._thread(netns.remove, path)
+
+    async def down(self, c: Container) -> None:
+        task = self.release(c)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def settle(self, c: Container | None = None) -> None:
+        """Wait for the background DELs of `c` (of every container when None)."""
+        tasks = [t for cid, t in list(self.pending.items()) if c is None or cid == c.id]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _clear(self, rec: dict[str, Any]) -> None:
+        settings = rec["NetworkSettings"]
+        for ep in settings["Networks"].values():
+            for k in _RUNTIME_FIELDS:
+                ep[k] = 0 if k == "IPPrefixLen" else ""
+        for k in (*_RUNTIME_FIELDS, "SandboxKey", "SandboxID", "Bridge"):
+            settings[k] = 0 if k == "IPPrefixLen" else ""
+        settings["Ports"] = {}
+        rec["_Ifnames"] = {}
+        rec.pop("_PortMappings", None)
+
+    # --- connect, disconnect --------------------------------------------------------
+
+    async def connect(self, c: Container, n: Network, cfg: dict[str, Any]) -> None:
+        mode = mode_of(c.rec)
+        nets = c.rec["NetworkSettings"]["Networks"]
+        if n.name in nets:
+            raise FailedPrecondition(f"endpoint with name {c.name} already exists in network "
+                                     f"{n.name}")
+        if mode in ("host", "none") or mode.startswith("container:") or n.driver != "bridge":
+            raise InvalidArgument(f"container sharing network namespace with another "
+                                  f"container or host cannot be connected to {n.name}"
+                                  if n.driver == "bridge" else
+                                  f"container cannot be connected to network {n.name}")
+        ep = _blank_endpoint(n, cfg)
+        if c.running and c.rec["NetworkSettings"].get("SandboxKey"):
+            used = set(c.rec["_Ifnames"].values())
+            ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+            path = c.rec["NetworkSettings"]["SandboxKey"]
+            ep.update(await self._thread(self.networks.attach, c.id, path, n, ifname, None))
+            ep["Aliases"] = [*(ep.get("Aliases") or []), c.id[:12]]
+            c.rec["_Ifnames"][n.name] = ifname
+            nets[n.name] = ep
+            hostname = c.rec["Config"].get("Hostname") or c.id[:12]
+            await self._thread(write_in_place, c.rec["HostsPath"],
+                               self._hosts(c.rec, hostname))
+            await self._thread(self.refresh_peers, c, {n.name})
+        else:
+            nets[n.name] = ep
+
+    async def disconnect(self, c: Container, n: Network) -> None:
+        nets = c.rec["NetworkSettings"]["Networks"]
+        if n.name not in nets:
+            raise FailedPrecondition(f"container {c.id} is not connected to network {n.name}")
+        if n.name in ("host", "none"):
+            raise InvalidArgument(f"container cannot be disconnected from {n.name} network")
+        ifname = c.rec["_Ifnames"].pop(n.name, None)
+        if ifname and c.running:
+            await self._thread(self.networks.detach, c.id,
+                               c.rec["NetworkSettings"]["SandboxKey"], n.name, ifname)
+        del nets[n.name]
+        if c.running:
+            hostname = c.rec["Config"].get("Hostname") or c.id[:12]
+            await self._thread(write_in_place, c.rec["HostsPath"],
+                               self._hosts(c.rec, hostname))
+            await self._thread(self.refresh_peers, c, {n.name} if n.user_defined else set())

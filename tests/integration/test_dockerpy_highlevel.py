@@ -1,0 +1,91 @@
+"""docker-py's high-level API (PyPI `docker`, `DockerClient`) against palletd, as a user
+script would use it: containers (run, list with filters, logs, exec_run, wait), images
+(push to and pull from a local pallet registry), networks with a service reached by name."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from daemon_support import make_daemon
+
+docker = pytest.importorskip("docker", reason="docker-py (PyPI `docker`) is not installed")
+
+palletd = make_daemon()
+
+
+@pytest.fixture
+def client(palletd):
+    c = docker.DockerClient(base_url=f"unix://{palletd.sock}", version="1.41")
+    yield c
+    for ct in c.containers.list(all=True):
+        ct.remove(force=True)
+    for n in c.networks.list():
+        if n.name not in ("bridge", "host", "none"):
+            n.remove()
+    c.close()
+
+
+def test_containers_run_list_logs_exec_wait(client):
+    a = client.containers.run("busybox", ["sh", "-c", "echo one; echo two >&2; sleep 60"],
+                              detach=True, labels={"app": "demo", "tier": "a"}, name="svc-a")
+    b = client.containers.run("busybox", ["sleep", "60"], detach=True,
+                              labels={"app": "demo", "tier": "b"})
+    try:
+        names = {c.name for c in client.containers.list(filters={"label": "app=demo"})}
+        assert names == {"svc-a", b.name}
+        assert [c.id for c in client.containers.list(filters={"label": ["app=demo",
+                                                                        "tier=b"]})] == [b.id]
+        deadline = time.monotonic() + 10
+        while b"two" not in a.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert a.logs(stdout=True, stderr=False) == b"one\n"
+        assert a.logs(stdout=False, stderr=True) == b"two\n"
+        res = a.exec_run(["sh", "-c", "echo $HOSTNAME; exit 4"])
+        assert res.exit_code == 4 and res.output.strip() == a.id[:12].encode()
+        res = a.exec_run("cat /etc/hostname", user="nobody", workdir="/tmp")
+        assert res.exit_code == 0
+        b.kill()
+        assert b.wait(timeout=10)["StatusCode"] == 137
+    finally:
+        a.remove(force=True)
+        b.remove(force=True)
+
+
+def test_images_push_and_pull_through_a_local_registry(client, tmp_path):
+    from pallet.registry.testing import pallet_registry
+
+    with pallet_registry(str(tmp_path / "reg")) as reg:
+        host = reg.url.split("://", 1)[1]
+        img = client.images.get("busybox")
+        assert img.tag(f"{host}/team/bb", "v1")
+        out = list(client.images.push(f"{host}/team/bb", "v1", stream=True, decode=True))
+        assert any("Digest" in (o.get("aux") or {}) for o in out), out
+        client.images.remove(f"{host}/team/bb:v1")
+        pulled = client.images.pull(f"{host}/team/bb", tag="v1")
+        assert pulled.id == img.id
+        assert client.containers.run(f"{host}/team/bb:v1", ["echo", "ok"],
+                                     remove=True) == b"ok\n"
+
+
+def test_networks_and_a_service_by_name(client):
+    net = client.networks.create("svc", driver="bridge")
+    web = client.containers.run(
+        "busybox", ["sh", "-c", "mkdir /w && echo pong > /w/index.html && "
+                    "exec httpd -f -p 80 -h /w"], detach=True, name="api", network="svc")
+    try:
+        out = client.containers.run("busybox", ["wget", "-qO-", "http://api/"], remove=True,
+                                    network="svc")
+        assert out == b"pong\n"
+        other = client.containers.run("busybox", ["sleep", "60"], detach=True)
+        net.connect(other, aliases=["helper"])
+        res = web.exec_run("grep helper /etc/hosts")
+        assert res.exit_code == 0, "the peer that joined is not in api's hosts file"
+        net.disconnect(other)
+        other.remove(force=True)
+        net.reload()
+        assert [c.name for c in net.containers] == ["api"]
+    finally:
+        web.remove(force=True)
+        net.remove()
+    assert "svc" not in [n.name for n in client.networks.list()]
