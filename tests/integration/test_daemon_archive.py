@@ -586,3 +586,41 @@ def test_requests_are_docker_shaped(palletd):
     assert last["status"].startswith("sha256:")
     palletd.docker("rm", "-f", "raw", check=True)
     palletd.docker("rmi", "raw-import:t1", check=True)
+
+
+def test_requests_match_the_cli_endpoint_map(palletd, tmp_path):
+    """The docker CLI's requests for cp, commit, export, import, save, load and diff, seen
+    by a recording proxy, are the ones the endpoint map lists (and each one succeeds)."""
+    from test_cli_endpoint_map import Recorder
+
+    rec = Recorder(palletd.sock, os.path.join(palletd.base, "rec-archive.sock"))
+    env = {**palletd.env, "DOCKER_HOST": f"unix://{rec.path}"}
+
+    def cli(*args: str) -> list[str]:
+        rec.take()
+        p = subprocess.run([DOCKER, *args], capture_output=True, text=True, env=env,
+                           timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        return rec.take()
+
+    try:
+        palletd.docker("run", "-d", "--name", "web", "busybox", "sleep", "1000", check=True)
+        assert cli("cp", "web:/etc/passwd", ".") == [
+            "GET /containers/web/archive?path=/etc/passwd"]
+        (tmp_path / "tocopy.txt").write_text("x\n")
+        assert cli("cp", "tocopy.txt", "web:/tmp/tocopy.txt") == [
+            "HEAD /containers/web/archive?path=/tmp/tocopy.txt",
+            "PUT /containers/web/archive?noOverwriteDirNonDir=true&path=/tmp"]
+        assert cli("diff", "web") == ["GET /containers/web/changes"]
+        assert cli("commit", "web", "committed:1") == [
+            "POST /commit?container=web&repo=docker.io/library/committed&tag=1"]
+        assert cli("export", "-o", "f", "web") == ["GET /containers/web/export"]
+        assert cli("import", "f", "imported:1") == [
+            "POST /images/create?fromSrc=-&repo=imported:1"]
+        assert cli("save", "-o", "s.tar", "committed:1") == [
+            "GET /images/get?names=committed:1"]
+        assert cli("load", "-i", "s.tar") == ["POST /images/load?quiet=1"]
+    finally:
+        rec.close()
+        palletd.docker("rm", "-f", "web")
+        palletd.docker("rmi", "committed:1", "imported:1")
