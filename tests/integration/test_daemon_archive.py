@@ -258,6 +258,15 @@ def test_cp_reaches_bind_mounts(palletd, tmp_path):
     with open("/proc/self/mountinfo") as f:
         assert not [line for line in f if f" {vol} " in line or "/data " in line.split(" - ")[0]]
     palletd.docker("rm", "vols", check=True)
+    # a named volume: the copy is in the volume, which another container then sees
+    palletd.docker("volume", "create", "cpvol", check=True)
+    palletd.docker("create", "--name", "nv", "-v", "cpvol:/data", "busybox", "true",
+                   check=True)
+    palletd.docker("cp", str(src), "nv:/data/", check=True)
+    assert _run_out(palletd, "-v", "cpvol:/v", "busybox", "cat", "/v/copied.txt") == \
+        "into the volume\n"
+    palletd.docker("rm", "nv", check=True)
+    palletd.docker("volume", "rm", "cpvol", check=True)
 
 
 def test_archive_api_errors_and_stat(palletd, tmp_path):
