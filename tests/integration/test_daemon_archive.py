@@ -558,6 +558,17 @@ def test_pallet_cli_verbs(palletd, tmp_path):
     assert back.read_text() == "via pallet\n"
     assert palletd.pallet("diff", "pcli", check=True).stdout.splitlines() == \
         ["C /tmp", "A /tmp/p.txt"]
+    # symlinks: -L copies what a link leads to under the link's name; a link as the
+    # destination is written through, inside the container
+    palletd.pallet("exec", "pcli", "ln", "-s", "/tmp/p.txt", "/tmp/link", check=True)
+    palletd.pallet("cp", "-L", "pcli:/tmp/link", str(tmp_path), check=True)
+    assert (tmp_path / "link").read_text() == "via pallet\n"
+    src.write_text("second\n")
+    palletd.pallet("cp", str(src), "pcli:/tmp/link", check=True)
+    assert palletd.pallet("exec", "pcli", "sh", "-c", "readlink /tmp/link; cat /tmp/p.txt",
+                          check=True).stdout == "/tmp/p.txt\nsecond\n"
+    src.write_text("via pallet\n")
+    palletd.pallet("cp", str(src), "pcli:/tmp/p.txt", check=True)
     iid = palletd.pallet("commit", "-c", "CMD cat /tmp/p.txt", "pcli", "pcli-img:1",
                          check=True).stdout.strip()
     assert iid.startswith("sha256:")
