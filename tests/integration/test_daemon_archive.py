@@ -327,6 +327,12 @@ def test_diff_shows_added_changed_deleted(palletd):
                                                       "/etc/resolv.conf", "/proc", "/sys")]
     assert lines == sorted(lines, key=lambda x: x.split()[1])
     palletd.docker("rm", "dif", check=True)
+    # a directory removed and made again hides everything below it (overlay: opaque)
+    palletd.docker("run", "--name", "dif2", "busybox", "sh", "-c",
+                   "rm -rf /usr/sbin && mkdir /usr/sbin", check=True)
+    assert palletd.docker("diff", "dif2", check=True).stdout.splitlines() == \
+        ["C /usr", "C /usr/sbin"]
+    palletd.docker("rm", "dif2", check=True)
 
 
 def test_commit_then_run(palletd):
