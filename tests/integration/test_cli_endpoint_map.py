@@ -85,7 +85,7 @@ class Recorder:
             path = re.sub(r"^/v1\.\d+", "", u.path)
             if path == "/_ping":
                 continue
-            q = "&".join(f"{k}={v}" for k, v in parse_qsl(u.query))
+            q = "&".join(f"{k}={v}" for k, v in parse_qsl(u.query, keep_blank_values=True))
             out.append(f"{method} {path}" + (f"?{q}" if q else ""))
         return out
 
@@ -191,3 +191,34 @@ def test_events_with_since_and_until(cli):
     assert len(seq) == 1 and seq[0].startswith("GET /events?")
     q = dict(parse_qsl(urlsplit(seq[0].split(" ", 1)[1]).query))
     assert set(q) == {"since", "until", "filters"}
+
+
+def test_volume_commands(cli):
+    assert cli("volume", "create", "mapvol") == ["POST /volumes/create"]
+    assert cli("volume", "ls") == ["GET /volumes"]
+    assert cli("volume", "rm", "mapvol") == ["DELETE /volumes/mapvol"]
+
+
+def test_files_in_and_out(cli, palletd, tmp_path):
+    palletd.docker("run", "-d", "--name", "files", "busybox", "sleep", "60", check=True)
+    try:
+        assert cli("cp", "files:/etc/passwd", str(tmp_path)) == [
+            "GET /containers/files/archive?path=/etc/passwd"]
+        src = tmp_path / "tocopy.txt"
+        src.write_text("x\n")
+        assert cli("cp", str(src), "files:/tmp/tocopy.txt") == [
+            "HEAD /containers/files/archive?path=/tmp/tocopy.txt",
+            "PUT /containers/files/archive?noOverwriteDirNonDir=true&path=/tmp"]
+        seq = cli("commit", "files", "committed:1")
+        assert seq == ["POST /commit?author=&comment=&container=files"
+                       "&repo=docker.io/library/committed&tag=1"]
+        out = str(tmp_path / "fs.tar")
+        assert cli("export", "-o", out, "files") == ["GET /containers/files/export"]
+        assert cli("import", out, "imported:1") == [
+            "POST /images/create?fromSrc=-&repo=imported:1"]
+        img = str(tmp_path / "img.tar")
+        assert cli("save", "-o", img, "committed:1") == ["GET /images/get?names=committed:1"]
+        assert cli("load", "-i", img) == ["POST /images/load?quiet=1"]
+    finally:
+        palletd.docker("rm", "-f", "files")
+        palletd.docker("rmi", "committed:1", "imported:1")

@@ -144,8 +144,10 @@ def test_copy_up_from_image(palletd):
     p = palletd.docker("run", "--rm", "-v", "home:/home/tester", "busybox", "sh", "-c",
                        "stat -c '%u:%g' /home/tester", check=True)
     assert p.stdout.strip() == "1000:1000"
-    p = palletd.docker("run", "--rm", "-v", "etc:/etc", "busybox", "cat", "/etc/passwd",
-                       check=True)
+    p = palletd.docker("run", "--rm", "-v", "etc:/etc", "--hostname", "overetc", "busybox",
+                       "sh", "-c", "cat /etc/hostname /etc/passwd", check=True)
+    assert p.stdout.startswith("overetc\n")  # the daemon's /etc files go over the volume
+    p.stdout = p.stdout.removeprefix("overetc\n")
     data = volume(palletd, "etc")["Mountpoint"]
     with open(os.path.join(data, "passwd")) as f:
         assert f.read() == p.stdout and "root:" in p.stdout
@@ -291,6 +293,10 @@ def test_bind_mounts(palletd, hostdir):
         "Type": "bind", "Source": hostdir, "Destination": "/h", "Mode": "", "RW": True,
         "Propagation": "rprivate"}
     palletd.docker("rm", "bw", check=True)
+    # a single file, over one of the image's
+    p = palletd.docker("run", "--rm", "-v", f"{hostdir}/in:/etc/passwd:ro", "busybox", "cat",
+                       "/etc/passwd", check=True)
+    assert p.stdout == "from host\n"
     # -v creates a missing host directory; --mount refuses it
     missing = os.path.join(hostdir, "made", "by", "v")
     palletd.docker("run", "--rm", "-v", f"{missing}:/m", "busybox", "true", check=True)
@@ -319,6 +325,25 @@ def test_bind_propagation(palletd, hostdir):
         palletd.docker("rm", "prop", check=True)
     finally:
         subprocess.run(["umount", "-l", hostdir], check=False)
+
+
+def test_runc_underneath(palletd, hostdir):
+    """The same mounts through runc: the OCI mounts palletd writes are not pallet-runtime's
+    dialect."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    p = palletd.docker("run", "--rm", "--runtime", "runc", "-v", "rv:/etc", "-v",
+                       f"{hostdir}:/h:ro", "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m",
+                       "--tmpfs", "/u:size=2m", "busybox", "sh", "-c",
+                       "cat /etc/passwd >/dev/null && echo x > /etc/w && ls /h && "
+                       "grep -E ' /(t|u) ' /proc/mounts | cut -d' ' -f2,4; "
+                       "touch /h/no 2>/dev/null || echo ro", check=True)
+    assert os.path.exists(os.path.join(volume(palletd, "rv")["Mountpoint"], "w"))
+    lines = p.stdout.splitlines()
+    assert any(x.startswith("/t ") and "size=1024k" in x for x in lines)
+    assert any(x.startswith("/u ") and "size=2048k" in x for x in lines)
+    assert lines[-1] == "ro"
+    palletd.docker("volume", "rm", "rv", check=True)
 
 
 def test_volume_driver_options(palletd, hostdir):

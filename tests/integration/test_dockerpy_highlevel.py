@@ -89,3 +89,20 @@ def test_networks_and_a_service_by_name(client):
         web.remove(force=True)
         net.remove()
     assert "svc" not in [n.name for n in client.networks.list()]
+
+
+def test_volumes_shared_between_containers(client):
+    vol = client.volumes.create("shared", labels={"k": "v"})
+    try:
+        client.containers.run("busybox", ["sh", "-c", "echo kept > /data/f"], remove=True,
+                              volumes={"shared": {"bind": "/data", "mode": "rw"}})
+        out = client.containers.run("busybox", ["cat", "/data/f"], remove=True,
+                                    volumes=["shared:/data:ro"])
+        assert out == b"kept\n"
+        assert [v.name for v in client.volumes.list(filters={"label": "k=v"})] == ["shared"]
+        with pytest.raises(docker.errors.ContainerError):
+            client.containers.run("busybox", ["touch", "/data/g"], remove=True,
+                                  volumes=["shared:/data:ro"])
+    finally:
+        vol.remove()
+    assert "shared" not in [v.name for v in client.volumes.list()]

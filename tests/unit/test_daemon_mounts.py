@@ -120,6 +120,11 @@ def test_apply_replaces_defaults_and_sorts_parents_first():
     hosts = spec["mounts"][2]
     assert hosts["source"] == "/mine" and "ro" in hosts["options"]
     assert spec["mounts"][1]["options"] == ["nosuid", "nodev", "rprivate", "exec", "size=1m"]
+    # the daemon's own /etc files go over a volume on /etc
+    spec = {"mounts": [{"destination": "/etc/hostname", "type": "bind", "source": "/h"}]}
+    m.apply(spec, {"HostConfig": {}, "_MountPoints": [
+        m.MountPoint("volume", "/etc", Source="/v").to_dict()]})
+    assert [x["destination"] for x in spec["mounts"]] == ["/etc", "/etc/hostname"]
 
 
 def test_old_records_keep_their_binds():

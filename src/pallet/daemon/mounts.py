@@ -127,6 +127,8 @@ def check_driver(name: str | None) -> str:
 def parse_bind(raw: str, volume_driver: str | None = None) -> MountPoint:
     """One `HostConfig.Binds` entry: `[src:]dst[:mode]`; a src that is not an absolute path
     names a volume."""
+    if not isinstance(raw, str):
+        raise InvalidArgument(f"invalid volume specification: {raw!r}")
     parts = raw.split(":")
     if len(parts) == 1:
         src, dst, mode = "", parts[0], ""
@@ -161,17 +163,13 @@ def parse_bind(raw: str, volume_driver: str | None = None) -> MountPoint:
                       anonymous=not src)
 
 
-def _octal_mode(v: Any) -> str:
-    return f"mode={int(v):o}"
-
-
 def tmpfs_data(opts: dict[str, Any] | None, read_only: bool) -> str:
     """`TmpfsOptions` -> mount data, as dockerd's ConvertTmpfsOptions (size with the largest
     unit that divides it)."""
     out = ["ro"] if read_only else []
     opts = opts or {}
     if opts.get("Mode"):
-        out.append(_octal_mode(opts["Mode"]))
+        out.append(f"mode={int(opts['Mode']):o}")
     size = int(opts.get("SizeBytes") or 0)
     if size:
         if size < 0:
@@ -353,8 +351,11 @@ def apply(spec: dict[str, Any], rec: dict[str, Any]) -> None:
     user = [oci_mount(p) for p in points]
     user += [_tmpfs(d, o) for d, o in tmpfs_mounts(rec["HostConfig"]).items()]
     dests = {m["destination"] for m in user}
-    spec["mounts"] = [m for m in spec["mounts"] if m["destination"] not in dests]
-    spec["mounts"] += sorted(user, key=_depth)
+    # One stable sort by depth puts every parent before its children, whoever added them:
+    # the /etc/hosts bind goes over a volume on /etc, as dockerd mounts its network files
+    # after the user's mounts.
+    spec["mounts"] = sorted([m for m in spec["mounts"] if m["destination"] not in dests]
+                            + user, key=_depth)
     linux = spec.setdefault("linux", {})
     for p in points:
         if p.Type != BIND or p.Propagation.lstrip("r") not in ("shared", "slave"):

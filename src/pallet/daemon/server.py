@@ -193,7 +193,8 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images, e_networks, e_volumes, e_archive):
+    for mod in (e_system, e_containers, e_exec, e_images, e_networks, e_volumes,
+                e_archive):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

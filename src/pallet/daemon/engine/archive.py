@@ -44,13 +44,12 @@ def _not_found(c: Any, path: str) -> NotFound:
 
 
 def _binds(c: Any) -> list[dict[str, Any]]:
-    """The container's binds and volumes, which the copy helper mounts first (a tmpfs has
-    nothing outside the running container to copy to or from, as with dockerd)."""
-    from pallet.daemon.mounts import BIND, VOLUME, points_of
+    """The container's binds and volumes (as OCI bind mounts), which the copy helper mounts
+    first; a tmpfs lives only in the running container and is not reached."""
+    from pallet.daemon import mounts
 
-    return [{"destination": p.Destination, "source": p.Source, "type": "bind",
-             "options": ["bind" if p.non_recursive else "rbind", "rw" if p.RW else "ro"]}
-            for p in points_of(c.rec) if p.Type in (BIND, VOLUME) and p.Source]
+    return [mounts.oci_mount(p) for p in mounts.points_of(c.rec)
+            if p.Type != mounts.TMPFS and p.Source]
 
 
 def _in_volume(binds: list[dict[str, Any]], path: str) -> bool:
