@@ -578,6 +578,8 @@ class Containers:
         self.save(c)
         if self._cancel_restart(c):
             return
+        async with c.lock:
+            pass  # a start under way (a restart policy's) ends before we look
         if not c.running or c.shim is None:
             raise NotModified()
         signum = signal_number(sig or c.rec["Config"].get("StopSignal"))
