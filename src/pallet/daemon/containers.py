@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pallet.daemon import logopts, ops
 from pallet.daemon import spec as _spec
 from pallet.daemon.config import Config
 from pallet.daemon.events import Events
@@ -211,6 +212,7 @@ class Containers:
             raise InvalidArgument(f"log driver {log_config['Type']!r} is not supported "
                                   "(json-file only)")
         host["LogConfig"] = {"Type": "json-file", "Config": log_config.get("Config") or {}}
+        logopts.parse(host["LogConfig"]["Config"])
         runtime_name, _ = self.cfg.runtime_path(host.get("Runtime") or None)
         host["Runtime"] = runtime_name
         policy = host.get("RestartPolicy") or {}
@@ -403,7 +405,8 @@ class Containers:
             socket=self.cfg.shim_socket(c.id), console_socket=self.cfg.console_socket(c.id),
             runtime=runtime, runtime_root=self.cfg.runtime_root(runtime_name),
             log_path=c.rec["LogPath"], log_format=self.cfg.log_format, tty=c.tty,
-            stdin=bool(c.rec["Config"].get("OpenStdin")))
+            stdin=bool(c.rec["Config"].get("OpenStdin")),
+            log_max=logopts.parse((c.rec["HostConfig"].get("LogConfig") or {}).get("Config")))
         try:
             shim, pid = await launch(ls, os.path.join(self.cfg.exec_root, "shims",
                                                        c.id + ".log"))
@@ -485,7 +488,7 @@ class Containers:
             for fut, _ in c.pending_attach:
                 if not fut.done():
                     fut.cancel()
-            c.state.update(Status="exited", Running=False, Pid=0, ExitCode=code,
+            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            FinishedAt=at or now_rfc3339(), Error=err)
             self.save(c)
             self.publish(c, "die", exitCode=str(code))
@@ -562,6 +565,7 @@ class Containers:
         shim = c.shim
         with contextlib.suppress(PalletError):
             await shim.call("kill", signal=signum)
+        await ops.thaw_after_signal(self, c, signum)
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout if timeout >= 0 else None)
         except TimeoutError:
@@ -580,6 +584,7 @@ class Containers:
             c.rec["_ManuallyStopped"] = True
             self.save(c)
         await c.shim.call("kill", signal=signum)
+        await ops.thaw_after_signal(self, c, signum)
         if signum == _signal.SIGKILL:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._next_exit(c)), 10)
@@ -623,6 +628,7 @@ class Containers:
                 await c.shim.call("kill", signal=_signal.SIGKILL, all=True)
             with contextlib.suppress(PalletError):
                 await c.shim.call("kill", signal=_signal.SIGKILL)
+            await ops.thaw_after_signal(self, c, _signal.SIGKILL)
             await asyncio.wait_for(asyncio.shield(exited), 30)
         async with c.lock:
             if c.id not in self.by_id:
@@ -700,8 +706,9 @@ class Containers:
             s = None
         c.shim = shim
         if s is not None and s["status"] == "running":
+            paused = ops.recovered_paused(c)
             c.state.update(Pid=int(s.get("pid") or st["Pid"]), Restarting=False,
-                           Status="running")
+                           Paused=paused, Status="paused" if paused else "running")
             c.started_mono = time.monotonic()
             self.save(c)
             c.monitor = self.spawn(self._monitor(c, shim))
@@ -799,8 +806,9 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
 
 def status_text(st: dict[str, Any]) -> str:
     now = time.time()
-    if st["Status"] == "running":
-        return "Up " + human_duration(now - parse_time(st["StartedAt"]))
+    if st["Status"] in ("running", "paused"):
+        up = "Up " + human_duration(now - parse_time(st["StartedAt"]))
+        return up + " (Paused)" if st.get("Paused") else up
     if st["Status"] == "restarting":
         return (f"Restarting ({st['ExitCode']}) "
                 f"{human_duration(now - parse_time(st['FinishedAt']))} ago")

@@ -26,6 +26,7 @@ from pallet.daemon.containers import Container, Containers
 from pallet.daemon.engine import containers as e_containers
 from pallet.daemon.engine import exec as e_exec
 from pallet.daemon.engine import images as e_images
+from pallet.daemon.engine import ops as e_ops
 from pallet.daemon.engine import system as e_system
 from pallet.daemon.engine.common import DAEMON
 from pallet.daemon.events import Events
@@ -185,7 +186,7 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images):
+    for mod in (e_system, e_containers, e_exec, e_images, e_ops):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

@@ -186,25 +186,6 @@ async def prune(request: web.Request) -> web.Response:
     return reply({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
-async def top(request: web.Request) -> web.Response:
-    c = _container(request)
-    if not c.running:
-        return reply({"message": f"Container {c.id} is not running"}, 409)
-    rc, out = await daemon(request).runtime_output(c, "ps", "--format", "json", c.id)
-    import json
-
-    pids = json.loads(out or "[]") if rc == 0 else []
-    procs = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        procs.append(["root", str(pid), cmd])
-    return reply({"Titles": ["UID", "PID", "CMD"], "Processes": procs})
-
-
 def _error_status(e: BaseException) -> int:
     return http_status(e)
 
@@ -214,7 +195,6 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/containers/json", list_),
     ("POST", "/containers/prune", prune),
     ("GET", "/containers/{id}/json", inspect),
-    ("GET", "/containers/{id}/top", top),
     ("GET", "/containers/{id}/logs", logs),
     ("POST", "/containers/{id}/start", start),
     ("POST", "/containers/{id}/stop", stop),
