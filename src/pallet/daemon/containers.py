@@ -188,20 +188,22 @@ class Containers:
             if n not in taken:
                 return n
 
+    def free_name(self, name: str) -> str:
+        """`name` without its leading '/', if it is valid and no container has it."""
+        if not NAME_RE.match(name):
+            raise InvalidArgument(f"Invalid container name ({name}), only "
+                                  "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = name.lstrip("/")
+        for c in self.by_id.values():
+            if c.name == name:
+                raise AlreadyExists(
+                    f'Conflict. The container name "/{name}" is already in use by '
+                    f'container "{c.id}". You have to remove (or rename) that container '
+                    "to be able to reuse that name.")
+        return name
+
     async def create(self, body: dict[str, Any], name: str | None) -> Container:
-        if name:
-            if not NAME_RE.match(name):
-                raise InvalidArgument(f"Invalid container name ({name}), only "
-                                      "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-            name = name.lstrip("/")
-            for c in self.by_id.values():
-                if c.name == name:
-                    raise AlreadyExists(
-                        f'Conflict. The container name "/{name}" is already in use by '
-                        f'container "{c.id}". You have to remove (or rename) that container '
-                        "to be able to reuse that name.")
-        else:
-            name = self._new_name()
+        name = self.free_name(name) if name else self._new_name()
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidArgument("config.Image: an image is required")

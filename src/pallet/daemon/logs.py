@@ -84,7 +84,7 @@ async def read(path: str, *, stdout: bool = True, stderr: bool = True, since: fl
                 found, partial = parse_new(partial + more)
                 for e in found:
                     yield e
-                continue
+            # checked even after new data: a busy writer may rotate several times a poll
             newer = _rotated_since(path, os.fstat(f.fileno()).st_ino)
             if newer is not None:
                 # the writer moved on: what it wrote to the files after ours, then the
@@ -103,7 +103,7 @@ async def read(path: str, *, stdout: bool = True, stderr: bool = True, since: fl
                 for e in found:
                     yield e
                 quiet = 0
-            elif not running() or not os.path.exists(path):
+            elif not more and (not running() or not os.path.exists(path)):
                 quiet += 1
                 if quiet >= 2:  # nothing more after it stopped: done
                     return

@@ -103,23 +103,15 @@ def recovered_paused(c: Container) -> bool:
 
 
 def rename(cs: Containers, c: Container, new: str) -> None:
-    from pallet.daemon.containers import NAME_RE
-
     old = c.name
     if not new:
         raise InvalidArgument("Neither old nor new names may be empty")
-    if not NAME_RE.match(new):
-        raise InvalidArgument(f"Invalid container name ({new}), only "
-                              "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    new = new.lstrip("/")
-    if new == old:
+    if new.lstrip("/") == old:
         raise InvalidArgument("Renaming a container with the same name as its current name")
-    for other in cs.by_id.values():
-        if other.name == new:
-            raise AlreadyExists(
-                f'Error when allocating new name: Conflict. The container name "/{new}" is '
-                f'already in use by container "{other.id}". You have to remove (or rename) '
-                "that container to be able to reuse that name.")
+    try:
+        new = cs.free_name(new)
+    except AlreadyExists as e:
+        raise AlreadyExists(f"Error when allocating new name: {e}") from None
     c.rec["Name"] = "/" + new
     cs.save(c)
     cs.publish(c, "rename", oldName="/" + old)

@@ -120,22 +120,21 @@ def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
                    STATS_HEADERS)
 
 
-@click.command("pause", context_settings=CMD)
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def pause_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
-    """Pause all processes within one or more containers."""
-    c = client(ctx)
-    _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/pause"))
+def _state_verb(verb: str, doc: str) -> click.Command:
+    """pause and unpause: one POST per container, its name echoed as docker does."""
+
+    @click.command(verb, context_settings=CMD, help=doc)
+    @click.argument("containers", nargs=-1, required=True)
+    @click.pass_context
+    def cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+        c = client(ctx)
+        _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/{verb}"))
+
+    return cmd
 
 
-@click.command("unpause", context_settings=CMD)
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def unpause_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
-    """Unpause all processes within one or more containers."""
-    c = client(ctx)
-    _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/unpause"))
+pause_cmd = _state_verb("pause", "Pause all processes within one or more containers.")
+unpause_cmd = _state_verb("unpause", "Unpause all processes within one or more containers.")
 
 
 @click.command("rename", context_settings=CMD)
