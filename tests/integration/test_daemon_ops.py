@@ -220,10 +220,14 @@ def test_update(palletd, runtime):
     assert limit == 200 << 20
     p = palletd.docker("update", "--memory", "1m", name)
     assert p.returncode != 0 and "Minimum memory limit" in p.stderr
-    # the stored limits are the ones of the next start
-    palletd.docker("restart", "-t", "0", name, check=True)
+    # the stored limits are the ones of the next start; a stopped container's update is
+    # only stored
+    palletd.docker("stop", "-t", "0", name, check=True)
+    palletd.docker("update", "--memory", "150m", name, check=True)
+    palletd.docker("start", name, check=True)
     assert _cgroup_file(cid, "memory", "memory.limit_in_bytes", "memory.max") \
-        == str(200 << 20)
+        == str(150 << 20)
+    assert _cgroup_file(cid, "pids", "pids.max", "pids.max") == "50"
     palletd.docker("rm", "-f", name, check=True)
 
 
@@ -346,3 +350,18 @@ def test_dockerpy(palletd, runtime):
         ct.remove(force=True)
     finally:
         client.close()
+
+
+def test_paused_survives_a_daemon_restart(palletd):
+    palletd.docker("run", "-d", "--name", "pz-restart", "busybox", "sh", "-c", COUNTER,
+                   check=True)
+    palletd.docker("pause", "pz-restart", check=True)
+    palletd.kill()
+    palletd.start()
+    st = palletd.inspect("pz-restart")["State"]
+    assert st["Running"] and st["Paused"] and st["Status"] == "paused"
+    n = len(_logged_numbers(palletd, "pz-restart"))
+    palletd.docker("unpause", "pz-restart", check=True)
+    palletd.wait_for(lambda: len(_logged_numbers(palletd, "pz-restart")) > n + 3,
+                     what="output after unpause")
+    palletd.docker("rm", "-f", "pz-restart", check=True)

@@ -4,6 +4,7 @@ shim's log writer rotates with them, palletd's reader reads the rotated files ba
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -52,8 +53,6 @@ def parse(config: dict[str, Any] | None) -> tuple[int, int]:
 
 def rotated_paths(path: str, max_file: int | None = None) -> list[str]:
     """The rotated files that exist, oldest first: <path>.N-1 ... <path>.1."""
-    import os
-
     out = []
     i = 1
     while max_file is None or i < max_file:
