@@ -149,6 +149,8 @@ def test_pause_unpause(palletd, runtime):
     p = palletd.docker("exec", name, "true")
     assert p.returncode != 0 and "is paused" in p.stderr
     assert "already paused" in palletd.docker("pause", name).stderr
+    assert palletd.api("POST", f"/containers/{name}/start")[0] == 409
+    assert palletd.api("POST", f"/containers/{name}/attach?stream=1&stdout=1")[0] == 409
     palletd.docker("unpause", name, check=True)
     st = palletd.inspect(name)["State"]
     assert not st["Paused"] and st["Status"] == "running"

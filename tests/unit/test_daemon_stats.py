@@ -102,7 +102,7 @@ def test_zero_object():
 def test_ps_ef_row_matches_the_hosts_ps():
     pid = os.getppid()
     row = ops.ps_ef_row(pid, ops._boot_time(), time.time())
-    out = subprocess.run(["ps", "-f", "-p", str(pid)], capture_output=True, text=True,
+    out = subprocess.run(["ps", "-ww", "-f", "-p", str(pid)], capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out[0].split() == ops.PS_EF_TITLES
     theirs = out[1].split(None, 7)

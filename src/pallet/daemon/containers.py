@@ -358,6 +358,9 @@ class Containers:
 
     async def start(self, c: Container) -> None:
         async with c.lock:
+            if c.state.get("Paused"):
+                raise FailedPrecondition("cannot start a paused container, try unpause "
+                                         "instead")
             if c.running:
                 raise NotModified()
             if c.removing:

@@ -24,7 +24,7 @@ from pallet.daemon.engine.hijack import Hijacked
 from pallet.daemon.images import parse_time
 from pallet.daemon.keys import parse_detach_keys
 from pallet.daemon.logs import read as read_logs
-from pallet.errors import InvalidArgument, NotFound, PalletError, http_status
+from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, http_status
 from pallet.shim import wire
 
 
@@ -94,6 +94,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     c = _container(request)
     if not qbool(request, "stream") and not qbool(request, "logs"):
         raise InvalidArgument("attach: stream or logs must be set")
+    if c.state.get("Paused"):
+        raise FailedPrecondition("You cannot attach to a paused container, unpause it first")
     try:
         keys = parse_detach_keys(request.query.get("detachKeys"))
     except ValueError as e:
