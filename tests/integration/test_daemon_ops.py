@@ -131,6 +131,33 @@ def test_stats_stream_and_stopped(palletd):
     palletd.docker("rm", "sst", check=True)
 
 
+def test_stats_networks(palletd):
+    """The eth* devices of the container's network namespace (given one here from the
+    host, as CNI would), with their counters; lo is left out."""
+    palletd.docker("run", "-d", "--name", "net", "busybox", "sleep", "1000", check=True)
+    status, s = palletd.api("GET", "/containers/net/stats?stream=0&one-shot=1")
+    assert status == 200 and "networks" not in s  # only lo: no networks, as dockerd
+    pid = str(palletd.inspect("net")["State"]["Pid"])
+    ns = ["nsenter", "-t", pid, "-n"]
+    subprocess.run([*ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name",
+                    "eth1"], check=True)
+    for dev in ("eth0", "eth1"):
+        subprocess.run([*ns, "ip", "link", "set", dev, "up"], check=True)
+    subprocess.run([*ns, "ip", "addr", "add", "10.254.0.1/24", "dev", "eth0"], check=True)
+    # ARP requests for an address nobody has: sent on eth0, received on eth1
+    palletd.docker("exec", "net", "ping", "-c", "2", "-W", "1", "10.254.0.2")
+    status, s = palletd.api("GET", "/containers/net/stats?stream=0&one-shot=1")
+    nets = s["networks"]
+    assert set(nets) == {"eth0", "eth1"}
+    assert nets["eth0"]["tx_packets"] >= 1 and nets["eth0"]["tx_bytes"] > 0
+    assert nets["eth1"]["rx_bytes"] == nets["eth0"]["tx_bytes"]
+    assert set(nets["eth0"]) == {"rx_bytes", "rx_packets", "rx_errors", "rx_dropped",
+                                 "tx_bytes", "tx_packets", "tx_errors", "tx_dropped"}
+    net_io = _stats_row(palletd, "net")["NetIO"]
+    assert net_io != "0B / 0B" and not net_io.endswith(" / 0B")
+    palletd.docker("rm", "-f", "net", check=True)
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_pause_unpause(palletd, runtime):
     name = f"pz-{runtime}"
