@@ -260,8 +260,9 @@ def test_update(palletd, runtime):
     palletd.docker("rm", "-f", name, check=True)
 
 
-def test_top(palletd):
-    palletd.docker("run", "-d", "--name", "tp", "busybox", "sh", "-c",
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_top(palletd, runtime):
+    palletd.docker("run", "-d", "--name", "tp", "--runtime", runtime, "busybox", "sh", "-c",
                    "sleep 1001 & sleep 1002 & wait", check=True)
     time.sleep(0.3)
     out = palletd.docker("top", "tp", check=True).stdout.splitlines()

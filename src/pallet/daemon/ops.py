@@ -229,10 +229,12 @@ _HZ = os.sysconf("SC_CLK_TCK")
 
 
 def container_pids(cid: str) -> list[int]:
-    """The processes of the container's cgroup: a v1 hierarchy when there is one (the
-    unified one of a hybrid host need not have been joined), else the v2 tree."""
+    """The processes of the container's cgroup: the v1 pids (or another v1) hierarchy when
+    there is one (runtimes need not join the unified one of a hybrid host, nor named
+    hierarchies), else the v2 tree."""
     paths = cgroup_paths(cid)
-    for name in sorted(paths, key=lambda n: n == ""):
+    for name in sorted(paths, key=lambda n: (n == "", "pids" not in n.split(","),
+                                             n.startswith("name="))):
         try:
             with open(os.path.join(paths[name], "cgroup.procs")) as f:
                 return sorted(int(x) for x in f.read().split())
