@@ -257,6 +257,10 @@ def test_update(palletd, runtime):
     assert _cgroup_file(cid, "memory", "memory.limit_in_bytes", "memory.max") \
         == str(150 << 20)
     assert _cgroup_file(cid, "pids", "pids.max", "pids.max") == "50"
+    # what the second update did not name stays as the first one set it
+    assert _cgroup_file(cid, "cpu", "cpu.cfs_quota_us", "cpu.max").split()[0] == "50000"
+    host = palletd.inspect(name)["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000 and host["PidsLimit"] == 50
     palletd.docker("rm", "-f", name, check=True)
 
 

@@ -181,7 +181,11 @@ def linux_resources(u: dict[str, Any]) -> dict[str, Any]:
 
 
 async def update(cs: Containers, c: Container, body: dict[str, Any]) -> list[str]:
-    u = {k: body[k] for k in _UPDATABLE if body.get(k) is not None}
+    # The CLI sends every Resources field, zero when not asked for: as dockerd, a zero
+    # leaves the value as it is (PidsLimit, a pointer in Go, is null when not asked for).
+    u = {k: body[k] for k in _UPDATABLE if body.get(k)}
+    if body.get("PidsLimit") is not None:
+        u["PidsLimit"] = body["PidsLimit"]
     policy = body.get("RestartPolicy") or {}
     async with c.lock:
         host = c.rec["HostConfig"]
