@@ -189,7 +189,9 @@ def test_pause_unpause(palletd, runtime):
     palletd.docker("pause", name, check=True)
     t0 = time.monotonic()
     palletd.docker("stop", "-t", "1", name, check=True)
-    assert time.monotonic() - t0 < 8
+    # not the 30 s palletd gives a SIGKILL that a frozen v1 cgroup holds back (slow VMs
+    # need more than the second of -t 1 and a few runtime calls)
+    assert time.monotonic() - t0 < 15
     st = palletd.inspect(name)["State"]
     assert st["Status"] == "exited" and not st["Paused"]
     actions = palletd.docker("events", "--since", since, "--until", str(time.time()),
