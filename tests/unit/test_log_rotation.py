@@ -25,12 +25,18 @@ def _first_line_size(path: str) -> int:
         return len(f.readline())
 
 
-def test_writer_rotates_and_bounds_the_files(tmp_path):
+def _written(tmp_path, n: int, stream: str = "stdout", **opts) -> str:
+    """A log of the lines 0 .. n-1 written with these rotation options; its path."""
     path = str(tmp_path / "c-json.log")
-    w = LogWriter(path, max_size=500, max_file=3)
-    for i in range(200):
-        w.write("stdout", f"{i}\n".encode())
+    w = LogWriter(path, **opts)
+    for i in range(n):
+        w.write(stream, f"{i}\n".encode())
     w.close()
+    return path
+
+
+def test_writer_rotates_and_bounds_the_files(tmp_path):
+    path = _written(tmp_path, 200, max_size=500, max_file=3)
     assert sorted(os.listdir(tmp_path)) == ["c-json.log", "c-json.log.1", "c-json.log.2"]
     entry = _first_line_size(path)
     for p in (path, path + ".1", path + ".2"):
@@ -41,21 +47,13 @@ def test_writer_rotates_and_bounds_the_files(tmp_path):
 
 
 def test_writer_max_file_one_keeps_only_the_current(tmp_path):
-    path = str(tmp_path / "c-json.log")
-    w = LogWriter(path, max_size=300, max_file=1)
-    for i in range(100):
-        w.write("stderr", f"{i}\n".encode())
-    w.close()
+    path = _written(tmp_path, 100, "stderr", max_size=300, max_file=1)
     assert os.listdir(tmp_path) == ["c-json.log"]
     assert _numbers(path)[-1] == 99 and os.path.getsize(path) < 400
 
 
 def test_writer_without_max_size_never_rotates(tmp_path):
-    path = str(tmp_path / "c-json.log")
-    w = LogWriter(path, max_file=5)
-    for i in range(1000):
-        w.write("stdout", f"{i}\n".encode())
-    w.close()
+    path = _written(tmp_path, 1000, max_file=5)
     assert os.listdir(tmp_path) == ["c-json.log"] and len(_numbers(path)) == 1000
 
 
@@ -67,11 +65,7 @@ def _collect(path: str, **kw) -> list[int]:
 
 
 def test_reader_reads_rotated_files_oldest_first(tmp_path):
-    path = str(tmp_path / "c-json.log")
-    w = LogWriter(path, max_size=400, max_file=4)
-    for i in range(120):
-        w.write("stdout", f"{i}\n".encode())
-    w.close()
+    path = _written(tmp_path, 120, max_size=400, max_file=4)
     got = _collect(path)
     entry = _first_line_size(path)
     # the current file and three rotated ones, each about max-size
