@@ -107,6 +107,7 @@ def test_cp_directory_both_ways(palletd, tmp_path):
     (src / "a.txt").write_text("A\n")
     (src / "sub" / "b.txt").write_text("B\n")
     os.symlink("a.txt", src / "link")
+    os.link(src / "a.txt", src / "hard.txt")
     palletd.docker("run", "-d", "--name", "cpd", "busybox", "sleep", "1000", check=True)
     palletd.docker("cp", str(src), "cpd:/tmp", check=True)  # /tmp/tree
     palletd.docker("cp", str(src), "cpd:/new", check=True)  # absent: /new is the tree
@@ -114,6 +115,10 @@ def test_cp_directory_both_ways(palletd, tmp_path):
                              "cat /tmp/tree/sub/b.txt /new/a.txt; readlink /new/link",
                              check=True).stdout
     assert listing == "B\nA\na.txt\n"
+    # a hard link stays one (its target is named from the destination)
+    inodes = palletd.docker("exec", "cpd", "stat", "-c", "%i", "/new/a.txt", "/new/hard.txt",
+                            check=True).stdout.split()
+    assert len(inodes) == 2 and inodes[0] == inodes[1]
     back = tmp_path / "back"
     palletd.docker("cp", "cpd:/new", str(back), check=True)
     assert (back / "sub" / "b.txt").read_text() == "B\n"
@@ -198,9 +203,10 @@ def test_cp_symlink_escape_stays_inside(palletd, tmp_path):
     assert status == 200, body
     assert not os.path.exists(f"/{name}") and not os.path.exists(tmp_path / name)
     assert not os.path.exists("/tmp/pallet-dotdot")
+    # the archive's links resolve in the container, as in dockerd's chrooted untar
     found = palletd.docker("exec", "esc", "find", "/", "-xdev", "-name", name,
                            check=True).stdout.split()
-    assert len(found) == 2 and all(f.startswith("/tmp/") for f in found)
+    assert sorted(found) == sorted([f"/{name}", f"{tmp_path}/{name}"])
     palletd.docker("rm", "-f", "esc", check=True)
 
 
@@ -258,6 +264,15 @@ def test_cp_reaches_bind_mounts(palletd, tmp_path):
     with open("/proc/self/mountinfo") as f:
         assert not [line for line in f if f" {vol} " in line or "/data " in line.split(" - ")[0]]
     palletd.docker("rm", "vols", check=True)
+    # a named volume: the copy is in the volume, which another container then sees
+    palletd.docker("volume", "create", "cpvol", check=True)
+    palletd.docker("create", "--name", "nv", "-v", "cpvol:/data", "busybox", "true",
+                   check=True)
+    palletd.docker("cp", str(src), "nv:/data/", check=True)
+    assert _run_out(palletd, "-v", "cpvol:/v", "busybox", "cat", "/v/copied.txt") == \
+        "into the volume\n"
+    palletd.docker("rm", "nv", check=True)
+    palletd.docker("volume", "rm", "cpvol", check=True)
 
 
 def test_archive_api_errors_and_stat(palletd, tmp_path):
@@ -318,6 +333,12 @@ def test_diff_shows_added_changed_deleted(palletd):
                                                       "/etc/resolv.conf", "/proc", "/sys")]
     assert lines == sorted(lines, key=lambda x: x.split()[1])
     palletd.docker("rm", "dif", check=True)
+    # a directory removed and made again hides everything below it (overlay: opaque)
+    palletd.docker("run", "--name", "dif2", "busybox", "sh", "-c",
+                   "rm -rf /usr/sbin && mkdir /usr/sbin", check=True)
+    assert palletd.docker("diff", "dif2", check=True).stdout.splitlines() == \
+        ["C /usr", "C /usr/sbin"]
+    palletd.docker("rm", "dif2", check=True)
 
 
 def test_commit_then_run(palletd):
@@ -549,6 +570,17 @@ def test_pallet_cli_verbs(palletd, tmp_path):
     assert back.read_text() == "via pallet\n"
     assert palletd.pallet("diff", "pcli", check=True).stdout.splitlines() == \
         ["C /tmp", "A /tmp/p.txt"]
+    # symlinks: -L copies what a link leads to under the link's name; a link as the
+    # destination is written through, inside the container
+    palletd.pallet("exec", "pcli", "ln", "-s", "/tmp/p.txt", "/tmp/link", check=True)
+    palletd.pallet("cp", "-L", "pcli:/tmp/link", str(tmp_path), check=True)
+    assert (tmp_path / "link").read_text() == "via pallet\n"
+    src.write_text("second\n")
+    palletd.pallet("cp", str(src), "pcli:/tmp/link", check=True)
+    assert palletd.pallet("exec", "pcli", "sh", "-c", "readlink /tmp/link; cat /tmp/p.txt",
+                          check=True).stdout == "/tmp/p.txt\nsecond\n"
+    src.write_text("via pallet\n")
+    palletd.pallet("cp", str(src), "pcli:/tmp/p.txt", check=True)
     iid = palletd.pallet("commit", "-c", "CMD cat /tmp/p.txt", "pcli", "pcli-img:1",
                          check=True).stdout.strip()
     assert iid.startswith("sha256:")
@@ -586,3 +618,4 @@ def test_requests_are_docker_shaped(palletd):
     assert last["status"].startswith("sha256:")
     palletd.docker("rm", "-f", "raw", check=True)
     palletd.docker("rmi", "raw-import:t1", check=True)
+

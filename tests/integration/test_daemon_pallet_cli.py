@@ -119,6 +119,20 @@ def test_run_flags(palletd):
     assert p.stdout == "yes 1000 /w hn 99\n"
     p = palletd.pallet("run", "--rm", "--pull", "never", "nosuch:1", "true")
     assert p.returncode != 0 and "No such image" in p.stderr
+    palletd.pallet("run", "-d", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt",
+                   "max-file=2", "busybox", "sh", "-c",
+                   "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done; sleep 60",
+                   check=True)
+    try:
+        log = palletd.inspect("rot")["LogPath"]
+        palletd.wait_for(lambda: "line-399" in palletd.pallet("logs", "rot").stdout,
+                         what="the last line")
+        assert palletd.inspect("rot")["HostConfig"]["LogConfig"]["Config"] == {
+            "max-size": "1k", "max-file": "2"}
+        assert os.path.getsize(log) <= 1024 and os.path.exists(log + ".1")
+        assert not os.path.exists(log + ".2")
+    finally:
+        palletd.pallet("rm", "-f", "rot")
 
 
 def test_images_tag_rmi_system(palletd):

@@ -127,9 +127,28 @@ def _v2(path: str) -> dict[str, Any]:
                             "usage": _int(path, "memory.swap.current"), "failcnt": 0},
                    "raw": mem},
         "pids": {"current": _int(path, "pids.current"), "limit": _int(path, "pids.max")},
-        "blkio": {},
+        "blkio": _io_stat(path),
         "hugetlb": {},
     }
+
+
+def _io_stat(path: str) -> dict[str, Any]:
+    """v2 io.stat (`8:0 rbytes=.. wbytes=.. rios=.. wios=..`) in v1's blkio shape, with
+    runc's lower-case op names."""
+    service_bytes: list[dict[str, Any]] = []
+    serviced: list[dict[str, Any]] = []
+    for line in (_read(path, "io.stat") or "").splitlines():
+        dev, *fields = line.split()
+        if ":" not in dev:
+            continue
+        major, minor = (int(x) for x in dev.split(":"))
+        kv = dict(f.split("=", 1) for f in fields if "=" in f)
+        for key, op, into in (("rbytes", "read", service_bytes), ("wbytes", "write",
+                                                                   service_bytes),
+                              ("rios", "read", serviced), ("wios", "write", serviced)):
+            if key in kv:
+                into.append({"major": major, "minor": minor, "op": op, "value": int(kv[key])})
+    return {"ioServiceBytesRecursive": service_bytes, "ioServicedRecursive": serviced}
 
 
 def oom_kills(paths: dict[str, str]) -> int:

@@ -119,6 +119,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.entries: list[tuple[str, bool, os.stat_result | None]] = []
+        self.opaque_dirs: set[str] = set()
 
     def add(self, rel: str, host: str, st: os.stat_result | None = None) -> None:
         self.entries.append((rel, False, st or os.lstat(host)))
@@ -127,7 +128,7 @@ class _Recorder:
         self.entries.append((os.path.join(rel_parent, name), True, None))
 
     def opaque(self, rel_dir: str) -> None:
-        pass
+        self.opaque_dirs.add(rel_dir)
 
 
 class SnapshotChanges:
@@ -202,8 +203,8 @@ class SnapshotChanges:
                 kinds[rel] = 2
             elif old is None:
                 kinds[rel] = 1
-            elif _modified(old, st):
-                kinds[rel] = 0
+            elif _modified(old, st) or rel in rec.opaque_dirs:
+                kinds[rel] = 0  # an opaque directory replaced what was below it
         for rel in list(kinds):
             parent = os.path.dirname(rel)
             while parent and parent not in kinds:

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pallet.daemon import logopts, ops
 from pallet.daemon import spec as _spec
 from pallet.daemon.config import Config
 from pallet.daemon.events import Events
@@ -195,20 +196,22 @@ class Containers:
             if n not in taken:
                 return n
 
+    def free_name(self, name: str) -> str:
+        """`name` without its leading '/', if it is valid and no container has it."""
+        if not NAME_RE.match(name):
+            raise InvalidArgument(f"Invalid container name ({name}), only "
+                                  "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = name.lstrip("/")
+        for c in self.by_id.values():
+            if c.name == name:
+                raise AlreadyExists(
+                    f'Conflict. The container name "/{name}" is already in use by '
+                    f'container "{c.id}". You have to remove (or rename) that container '
+                    "to be able to reuse that name.")
+        return name
+
     async def create(self, body: dict[str, Any], name: str | None) -> Container:
-        if name:
-            if not NAME_RE.match(name):
-                raise InvalidArgument(f"Invalid container name ({name}), only "
-                                      "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-            name = name.lstrip("/")
-            for c in self.by_id.values():
-                if c.name == name:
-                    raise AlreadyExists(
-                        f'Conflict. The container name "/{name}" is already in use by '
-                        f'container "{c.id}". You have to remove (or rename) that container '
-                        "to be able to reuse that name.")
-        else:
-            name = self._new_name()
+        name = self.free_name(name) if name else self._new_name()
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise InvalidArgument("config.Image: an image is required")
@@ -219,6 +222,7 @@ class Containers:
             raise InvalidArgument(f"log driver {log_config['Type']!r} is not supported "
                                   "(json-file only)")
         host["LogConfig"] = {"Type": "json-file", "Config": log_config.get("Config") or {}}
+        logopts.parse(host["LogConfig"]["Config"])
         runtime_name, _ = self.cfg.runtime_path(host.get("Runtime") or None)
         host["Runtime"] = runtime_name
         policy = host.get("RestartPolicy") or {}
@@ -372,6 +376,9 @@ class Containers:
 
     async def start(self, c: Container) -> None:
         async with c.lock:
+            if c.state.get("Paused"):
+                raise FailedPrecondition("cannot start a paused container, try unpause "
+                                         "instead")
             if c.running:
                 raise NotModified()
             if c.removing:
@@ -424,7 +431,8 @@ class Containers:
             socket=self.cfg.shim_socket(c.id), console_socket=self.cfg.console_socket(c.id),
             runtime=runtime, runtime_root=self.cfg.runtime_root(runtime_name),
             log_path=c.rec["LogPath"], log_format=self.cfg.log_format, tty=c.tty,
-            stdin=bool(c.rec["Config"].get("OpenStdin")))
+            stdin=bool(c.rec["Config"].get("OpenStdin")),
+            log_max=logopts.parse((c.rec["HostConfig"].get("LogConfig") or {}).get("Config")))
         try:
             shim, pid = await launch(ls, os.path.join(self.cfg.exec_root, "shims",
                                                        c.id + ".log"))
@@ -511,7 +519,7 @@ class Containers:
             for fut, _ in c.pending_attach:
                 if not fut.done():
                     fut.cancel()
-            c.state.update(Status="exited", Running=False, Pid=0, ExitCode=code,
+            c.state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
                            FinishedAt=at or now_rfc3339(), Error=err)
             self.save(c)
             self.publish(c, "die", exitCode=str(code))
@@ -578,6 +586,8 @@ class Containers:
         self.save(c)
         if self._cancel_restart(c):
             return
+        async with c.lock:
+            pass  # a start under way (a restart policy's) ends before we look
         if not c.running or c.shim is None:
             raise NotModified()
         signum = signal_number(sig or c.rec["Config"].get("StopSignal"))
@@ -588,6 +598,7 @@ class Containers:
         shim = c.shim
         with contextlib.suppress(PalletError):
             await shim.call("kill", signal=signum)
+        await ops.thaw_after_signal(self, c, signum)
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout if timeout >= 0 else None)
         except TimeoutError:
@@ -606,6 +617,7 @@ class Containers:
             c.rec["_ManuallyStopped"] = True
             self.save(c)
         await c.shim.call("kill", signal=signum)
+        await ops.thaw_after_signal(self, c, signum)
         if signum == _signal.SIGKILL:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._next_exit(c)), 10)
@@ -649,6 +661,7 @@ class Containers:
                 await c.shim.call("kill", signal=_signal.SIGKILL, all=True)
             with contextlib.suppress(PalletError):
                 await c.shim.call("kill", signal=_signal.SIGKILL)
+            await ops.thaw_after_signal(self, c, _signal.SIGKILL)
             await asyncio.wait_for(asyncio.shield(exited), 30)
         async with c.lock:
             if c.id not in self.by_id:
@@ -735,8 +748,9 @@ class Containers:
             s = None
         c.shim = shim
         if s is not None and s["status"] == "running":
+            paused = ops.recovered_paused(c)
             c.state.update(Pid=int(s.get("pid") or st["Pid"]), Restarting=False,
-                           Status="running")
+                           Paused=paused, Status="paused" if paused else "running")
             c.started_mono = time.monotonic()
             self.save(c)
             c.monitor = self.spawn(self._monitor(c, shim))
@@ -849,8 +863,9 @@ def summary_ports(rec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def status_text(st: dict[str, Any]) -> str:
     now = time.time()
-    if st["Status"] == "running":
-        return "Up " + human_duration(now - parse_time(st["StartedAt"]))
+    if st["Status"] in ("running", "paused"):
+        up = "Up " + human_duration(now - parse_time(st["StartedAt"]))
+        return up + " (Paused)" if st.get("Paused") else up
     if st["Status"] == "restarting":
         return (f"Restarting ({st['ExitCode']}) "
                 f"{human_duration(now - parse_time(st['FinishedAt']))} ago")

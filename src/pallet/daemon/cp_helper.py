@@ -48,7 +48,7 @@ from typing import Any, BinaryIO
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images.apply import ApplyOptions, apply_layer
 from pallet.images.diff import TarWriter, tar_overlay_upper, tar_tree
-from pallet.images.fsview import FullView
+from pallet.images.fsview import FullView, split
 from pallet.linux import libc
 from pallet.linux.paths import resolve_in_root
 
@@ -156,10 +156,39 @@ def write_export(out: BinaryIO) -> None:
     tw.close()
 
 
+class _Under:
+    """The applier's view of the tree for an archive unpacked into directory `dest`: entry
+    names start at `dest`, while symlinks (absolute ones, `..`) resolve from the
+    container's root, as dockerd's chrooted untar resolves them."""
+
+    def __init__(self, dest: str) -> None:
+        self.tree = FullView("/")
+        self.prefix = split(dest)
+        self.root = dest
+
+    def parent_dir(self, parts: list[str]) -> str:
+        return self.tree.parent_dir([*self.prefix, *parts])
+
+    def resolved_dir(self, parts: list[str]) -> list[str]:
+        return self.tree.resolved_dir([*self.prefix, *parts])
+
+    def resolve(self, parts: list[str]) -> list[str]:
+        return self.tree.resolve([*self.prefix, *parts])
+
+    def prepare_entry(self, host: str, parts: list[str], is_dir: bool) -> bool:
+        return self.tree.prepare_entry(host, parts, is_dir)
+
+    def copy_up(self, parts: list[str]) -> str | None:
+        return self.tree.copy_up(parts)  # already resolved from the root
+
+    def invalidate(self) -> None:
+        self.tree.invalidate()
+
+
 def extract(path: str, src: BinaryIO, *, no_overwrite: bool, owner: tuple[int, int]) -> None:
     """Unpack the tar on `src` into directory `path` (every component of it followed), as
     `PUT .../archive`. The entries go through the layer applier: no `..`, no write through a
-    symlink, parents resolved inside the target."""
+    symlink, parents resolved inside the container (the chroot)."""
     target = resolve_in_root("/", posixpath.normpath("/" + path.lstrip("/")))
     try:
         st = os.lstat(target)
@@ -167,7 +196,8 @@ def extract(path: str, src: BinaryIO, *, no_overwrite: bool, owner: tuple[int, i
         raise _not_found(ContainerPath.parse(path)) from None
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidArgument("extraction point is not a directory")
-    apply_layer(src, FullView(target), options=ApplyOptions(
+    # `.wh.` names are files here; whiteout() and opaque() are never asked of the view
+    apply_layer(src, _Under(target), options=ApplyOptions(  # type: ignore[arg-type]
         owner=owner, whiteouts=False, root_meta=False, no_overwrite_dir_non_dir=no_overwrite))
 
 

@@ -73,6 +73,9 @@ class Execs:
     def create(self, c: Container, body: dict[str, Any]) -> Exec:
         if not c.running:
             raise FailedPrecondition(f"Container {c.id} is not running")
+        if c.state.get("Paused"):
+            raise FailedPrecondition(f"Container {c.id} is paused, unpause the container "
+                                     "before exec")
         e = Exec(c, body)
         self.by_id[e.id] = e
         c.exec_ids.append(e.id)

@@ -28,6 +28,7 @@ from pallet.daemon.engine import containers as e_containers
 from pallet.daemon.engine import exec as e_exec
 from pallet.daemon.engine import images as e_images
 from pallet.daemon.engine import networks as e_networks
+from pallet.daemon.engine import ops as e_ops
 from pallet.daemon.engine import system as e_system
 from pallet.daemon.engine import volumes as e_volumes
 from pallet.daemon.engine.common import DAEMON
@@ -194,8 +195,8 @@ def make_app(d: Daemon) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 30)
     app[DAEMON] = d
     app.on_response_prepare.append(_headers)
-    for mod in (e_system, e_containers, e_exec, e_images, e_networks, e_volumes, e_archive,
-                e_build):
+    for mod in (e_system, e_containers, e_exec, e_images, e_networks, e_volumes,
+                e_archive, e_ops, e_build):
         for method, path, handler in mod.ROUTES:
             for prefix in ("", "/v{version:[0-9]+\\.[0-9]+}"):
                 if method == "GET":

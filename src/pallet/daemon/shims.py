@@ -39,12 +39,16 @@ class LaunchSpec:
     log_format: str = "json-file"
     tty: bool = False
     stdin: bool = False
+    log_max: tuple[int, int] = (0, 1)  # json-file max-size (0: unbounded), max-file
 
     def argv(self) -> list[str]:
         a = [sys.executable, "-I", "-S", "-c", BOOT, "--id", self.id, "--bundle", self.bundle,
              "--dir", self.dir, "--socket", self.socket, "--console-socket",
              self.console_socket, "--runtime", self.runtime, "--runtime-root",
              self.runtime_root, "--log-path", self.log_path, "--log-format", self.log_format]
+        if self.log_max[0]:
+            a += ["--log-max-size", str(self.log_max[0]), "--log-max-file",
+                  str(self.log_max[1])]
         if self.tty:
             a.append("--tty")
         if self.stdin:

@@ -4,6 +4,11 @@ json-file: one JSON object per line, `{"log": "<line with its \\n>", "stream": "
 "time": "<RFC 3339 nano>"}`; a line longer than 16 KiB is cut into several entries, the last
 one carrying the newline (as dockerd does).
 CRI (kubelet's): `<RFC 3339 nano> <stream> <P|F> <content>\\n`; P marks a partial line.
+
+Rotation (json-file's max-size/max-file): before an entry is written to a file that has
+reached max-size, <log>.N-2 .. <log>.1 move up by one, <log> becomes <log>.1 and a new <log>
+is created (with max-file 1 the old one is just dropped). The new file is a new inode, so a
+reader that follows the log sees the rotation (pallet.daemon.logs).
 """
 
 from __future__ import annotations
@@ -19,12 +24,50 @@ _enc = _json.encode_basestring
 
 
 class LogWriter:
-    def __init__(self, path: str, fmt: str = "json-file") -> None:
+    def __init__(self, path: str, fmt: str = "json-file", max_size: int = 0,
+                 max_file: int = 1) -> None:
         if fmt not in ("json-file", "cri"):
             raise ValueError(f"log format {fmt!r}: json-file or cri")
         self.fmt = fmt
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.path = path
+        self.max_size = max_size
+        self.max_file = max(max_file, 1)
+        self.fd = self._open()
+        self.size = os.fstat(self.fd).st_size
         self.partial = {"stdout": b"", "stderr": b""}
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+
+    def _emit(self, entries: list[bytes]) -> None:
+        if not self.max_size:
+            os.write(self.fd, b"".join(entries))
+            return
+        chunk: list[bytes] = []
+        for e in entries:
+            if self.size >= self.max_size:
+                if chunk:
+                    os.write(self.fd, b"".join(chunk))
+                    chunk = []
+                self._rotate()
+            chunk.append(e)
+            self.size += len(e)
+        if chunk:
+            os.write(self.fd, b"".join(chunk))
+
+    def _rotate(self) -> None:
+        os.close(self.fd)
+        if self.max_file > 1:
+            for i in range(self.max_file - 1, 1, -1):
+                try:
+                    os.replace(f"{self.path}.{i - 1}", f"{self.path}.{i}")
+                except FileNotFoundError:
+                    pass
+            os.replace(self.path, self.path + ".1")
+        else:
+            os.unlink(self.path)
+        self.fd = self._open()
+        self.size = 0
 
     def write(self, stream: str, data: bytes) -> None:
         buf = self.partial[stream] + data
@@ -42,12 +85,12 @@ class LogWriter:
             rest = rest[MAX_LINE:]
         self.partial[stream] = rest
         if out:
-            os.write(self.fd, b"".join(out))
+            self._emit(out)
 
     def flush(self) -> None:
         for stream, rest in self.partial.items():
             if rest:
-                os.write(self.fd, self._entry(stream, rest, False))
+                self._emit([self._entry(stream, rest, False)])
                 self.partial[stream] = b""
 
     def _entry(self, stream: str, data: bytes, complete: bool) -> bytes:

@@ -86,6 +86,8 @@ class Args:
         self.tty = self.stdin = False
         self.log_format = "json-file"
         self.log_path = ""
+        self.log_max_size = "0"
+        self.log_max_file = "1"
         self.console_socket = ""
         vals: dict[str, str] = {}
         it = iter(argv)
@@ -583,7 +585,8 @@ class Shim:
         a = self.args
         pidfile = os.path.join(a.dir, "init.pid")
         if a.log_path:
-            self.log = LogWriter(a.log_path, a.log_format)
+            self.log = LogWriter(a.log_path, a.log_format, max_size=int(a.log_max_size),
+                                 max_file=int(a.log_max_file))
         console = a.console_socket or os.path.join(a.dir, "console.sock")
         fds, theirs, lsock = self.stdio(self.init, a.tty, a.stdin, console)
         argv = ["create", "--bundle", a.bundle, "--pid-file", pidfile]

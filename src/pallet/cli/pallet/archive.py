@@ -109,6 +109,9 @@ def copy_from(c: Client, container: str, src: str, dst: str, follow: bool, quiet
     if follow:
         st = _stat(c, container, src)
         if st is not None and st["mode"] & _GO_SYMLINK:
+            if os.path.isdir(dst) and not os.path.islink(dst):
+                # the copy keeps the link's name, as the docker CLI rebases it
+                dst = os.path.join(dst, posixpath.basename(src.rstrip("/")))
             src = st["linkTarget"]
     conn, r = c.send("GET", f"/containers/{cid(container)}/archive", {"path": src})
     try:
@@ -158,9 +161,12 @@ def copy_to(c: Client, src: str, container: str, dst: str, archive: bool, quiet:
     if not os.path.lexists(src):
         raise NotFound(f"could not find the file {src}: no such file or directory")
     src_is_dir = os.path.isdir(src)
+    shown = f"{container}:{dst}"
     st = _stat(c, container, dst)
     if st is not None and st["mode"] & _GO_SYMLINK:
-        st = _stat(c, container, st["linkTarget"])
+        # the destination is what the link leads to (the daemon keeps that in the container)
+        dst = st["linkTarget"]
+        st = _stat(c, container, dst)
     if st is not None and st["mode"] & _GO_DIR:
         target, name = dst, os.path.basename(os.path.normpath(src))
     elif st is None and _is_dir_path(dst):
@@ -185,8 +191,7 @@ def copy_to(c: Client, src: str, container: str, dst: str, archive: bool, quiet:
     if errors:
         raise errors[0]
     if not quiet:
-        click.echo(f"Successfully copied {human_size(counted.n)} to {container}:{dst}",
-                   err=True)
+        click.echo(f"Successfully copied {human_size(counted.n)} to {shown}", err=True)
 
 
 @click.command("cp", context_settings=CMD)

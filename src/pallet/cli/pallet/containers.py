@@ -81,6 +81,8 @@ def _create_options(f: Any) -> Any:
         click.option("--dns-search", multiple=True, help="DNS search domains"),
         click.option("--dns-option", multiple=True, help="DNS options"),
         click.option("--add-host", multiple=True, help="an /etc/hosts entry (host:ip)"),
+        click.option("--log-driver", default=None, help="json-file (the only driver)"),
+        click.option("--log-opt", multiple=True, help="log options: max-size=10m, max-file=3"),
         click.option("--stop-signal", default=None, help="signal to stop the container"),
         click.option("--stop-timeout", type=int, default=None,
                      help="seconds to wait before killing on stop"),
@@ -168,6 +170,9 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         "NetworkMode": o["network"] or "default", "Ulimits": _ulimits(o["ulimit"]) or None,
     }
     exposed = _network_options(host, o)
+    if o["log_driver"] or o["log_opt"]:
+        host["LogConfig"] = {"Type": o["log_driver"] or "json-file",
+                             "Config": dict(x.partition("=")[::2] for x in o["log_opt"])}
     if o["cpus"]:
         host["NanoCpus"] = int(o["cpus"] * 1e9)
     if o["memory"]:

@@ -256,8 +256,10 @@ def register(group: click.Group) -> None:
         ["-H", "--host"], envvar="PALLET_HOST", default=None, expose_value=False,
         is_eager=True, callback=_set_host,
         help="palletd socket (unix://...) [unix:///run/pallet/pallet.sock]"))
-    for cmd in [*COMMANDS, images_cmd, tag_cmd, rmi_cmd, info_cmd, version_cmd, events_cmd,
-                system_group]:
+    from pallet.cli.pallet.ops import COMMANDS as OPS
+
+    for cmd in [*COMMANDS, *OPS, images_cmd, tag_cmd, rmi_cmd, info_cmd, version_cmd,
+                events_cmd, system_group]:
         if cmd.name not in group.commands:
             group.add_command(cmd)
 

@@ -24,7 +24,7 @@ from pallet.daemon.engine.hijack import Hijacked
 from pallet.daemon.images import parse_time
 from pallet.daemon.keys import parse_detach_keys
 from pallet.daemon.logs import read as read_logs
-from pallet.errors import InvalidArgument, NotFound, PalletError, http_status
+from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, http_status
 from pallet.shim import wire
 
 
@@ -94,6 +94,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     c = _container(request)
     if not qbool(request, "stream") and not qbool(request, "logs"):
         raise InvalidArgument("attach: stream or logs must be set")
+    if c.state.get("Paused"):
+        raise FailedPrecondition("You cannot attach to a paused container, unpause it first")
     try:
         keys = parse_detach_keys(request.query.get("detachKeys"))
     except ValueError as e:
@@ -187,25 +189,6 @@ async def prune(request: web.Request) -> web.Response:
     return reply({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
-async def top(request: web.Request) -> web.Response:
-    c = _container(request)
-    if not c.running:
-        return reply({"message": f"Container {c.id} is not running"}, 409)
-    rc, out = await daemon(request).runtime_output(c, "ps", "--format", "json", c.id)
-    import json
-
-    pids = json.loads(out or "[]") if rc == 0 else []
-    procs = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        procs.append(["root", str(pid), cmd])
-    return reply({"Titles": ["UID", "PID", "CMD"], "Processes": procs})
-
-
 def _error_status(e: BaseException) -> int:
     return http_status(e)
 
@@ -215,7 +198,6 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/containers/json", list_),
     ("POST", "/containers/prune", prune),
     ("GET", "/containers/{id}/json", inspect),
-    ("GET", "/containers/{id}/top", top),
     ("GET", "/containers/{id}/logs", logs),
     ("POST", "/containers/{id}/start", start),
     ("POST", "/containers/{id}/stop", stop),
