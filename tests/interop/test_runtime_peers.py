@@ -23,7 +23,9 @@ from .peers import sh
 
 pytestmark = pytest.mark.root
 
-RUNTIMES = {"runc": shutil.which("runc"), "pallet-runtime": shutil.which("pallet-runtime")}
+# this checkout's pallet-runtime (the venv's entry point), not whichever is on PATH
+RUNTIMES = {"runc": shutil.which("runc"),
+            "pallet-runtime": str(Path(sys.executable).with_name("pallet-runtime"))}
 PALLET = str(Path(sys.executable).with_name("pallet"))
 # This machine's hard nofile limit is 20000 (and nproc is capped too): the peers' default
 # rlimits (1048576) are refused by any runtime, runc included.

@@ -15,6 +15,7 @@ import copy
 import os
 import shlex
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,9 @@ def _runtime_id(cmd: str) -> str:
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     argv = shlex.split(request.param)
     name = os.path.basename(argv[0])
+    here = Path(sys.executable).parent / argv[0]
+    if "/" not in argv[0] and here.exists():
+        argv[0] = str(here)  # this checkout's entry point (pallet-runtime), not PATH's
     if shutil.which(argv[0]) is None:
         pytest.skip(f"{name} not installed")
     root = tmp_path / "state"
