@@ -72,7 +72,9 @@ def setup_palletd(base: str, bb: str) -> tuple[dict[str, list[str]], Callable[[]
     return ({f"pallet run --network {NETWORK} (palletd)": [
                 str(VENV_BIN / "pallet"), "run", "--rm", *net, "busybox", "true"],
              f"docker CLI --network {NETWORK} -> palletd": [
-                 "docker", "run", "--rm", *net, "busybox", "true"]},
+                 "docker", "run", "--rm", *net, "busybox", "true"],
+             f"docker CLI --network {NETWORK} --runtime runc -> palletd": [
+                 "docker", "run", "--rm", *net, "--runtime", "runc", "busybox", "true"]},
             stop, env)
 
 
