@@ -129,8 +129,10 @@ class Containers:
                  storage: ThreadPoolExecutor, networks: Networks) -> None:
         self.cfg = cfg
         self.networks = networks
+        # list() copies the values in one step under the GIL: the sandbox reads this from
+        # worker threads while the event loop may add or drop containers
         self.sandboxes = Sandboxes(networks, self.get, lambda: [
-            c for c in self.by_id.values() if c.running])
+            c for c in list(self.by_id.values()) if c.running])
         self.store = store
         self.images = images
         self.events = events

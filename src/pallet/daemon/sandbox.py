@@ -220,7 +220,7 @@ class Sandboxes:
                 continue
             pnets = (p.rec.get("NetworkSettings") or {}).get("Networks") or {}
             for name in sorted(mine & set(pnets)):
-                ep = pnets[name]
+                ep = pnets.get(name) or {}
                 if not ep.get("IPAddress"):
                     continue
                 names = [p.name] + [a for a in ep.get("Aliases") or [] if a != p.name]
