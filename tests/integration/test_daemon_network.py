@@ -303,3 +303,24 @@ def test_internal_network_has_no_way_out(palletd):
         assert bridge["Internal"] is True
     finally:
         palletd.docker("network", "rm", "inner", check=True)
+
+
+def test_static_address_on_a_user_network(palletd):
+    palletd.docker("network", "create", "--subnet", "10.215.66.0/24", "fixed", check=True)
+    try:
+        out = palletd.docker("run", "--rm", "--network", "fixed", "--ip", "10.215.66.77",
+                             "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+                             check=True).stdout
+        assert "10.215.66.77/24" in out
+        out = palletd.pallet("run", "--rm", "--network", "fixed", "--ip", "10.215.66.79",
+                             "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+                             check=True).stdout
+        assert "10.215.66.79/24" in out
+        p = palletd.docker("run", "--rm", "--ip", "10.215.66.78", "busybox", "true")
+        assert p.returncode != 0 and "user configured subnets" in p.stderr
+        p = palletd.docker("run", "--rm", "--network", "fixed", "--ip", "10.9.9.9", "busybox",
+                           "true")
+        assert p.returncode != 0 and "no configured subnet" in p.stderr
+        assert palletd.docker("ps", "-aq").stdout.strip() == ""
+    finally:
+        palletd.docker("network", "rm", "fixed", check=True)

@@ -230,6 +230,7 @@ class Networks:
         n = self._record(name, "bridge", conf, internal=bool(body.get("Internal")),
                          labels=body.get("Labels") or {}, options=options,
                          attachable=bool(body.get("Attachable")), nid=nid)
+        n.rec["_UserSubnet"] = bool(configs and configs[0].get("Subnet"))
         self._save(n)
         return n
 
@@ -310,18 +311,37 @@ class Networks:
         return out
 
     def attach(self, cid: str, netns_path: str, n: Network, ifname: str,
-               mappings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """CNI ADD of `cid`'s `ifname` on `n`; the endpoint settings docker reports."""
+               mappings: list[dict[str, Any]] | None = None, ip: str = ""
+               ) -> dict[str, Any]:
+        """CNI ADD of `cid`'s `ifname` on `n`; the endpoint settings docker reports. `ip`
+        (docker's --ip) goes to host-local as the IP argument."""
         conf = n.conflist
         if conf is None:
             raise InvalidArgument(f"network {n.name} has no configuration to attach to")
         caps: dict[str, Any] = {}
         if mappings:
             caps["portMappings"] = mappings
-        att = Attachment(cid, netns_path, ifname, args={"IgnoreUnknown": "1"},
-                         capability_args=caps)
+        args = {"IgnoreUnknown": "1", **({"IP": ip} if ip else {})}
+        att = Attachment(cid, netns_path, ifname, args=args, capability_args=caps)
         result = self.cni.add(conf, att)
         return endpoint_from_result(n, result, ifname)
+
+    def check_ip(self, n: Network, ep: dict[str, Any]) -> str:
+        """EndpointSettings.IPAMConfig.IPv4Address, checked as dockerd does."""
+        ip = ((ep.get("IPAMConfig") or {}).get("IPv4Address") or "").strip()
+        if not ip:
+            return ""
+        if not n.user_defined or not n.rec.get("_UserSubnet"):
+            raise InvalidArgument("user specified IP address is supported only when "
+                                  "connecting to networks with user configured subnets")
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidArgument(f"invalid IPv4 address: {ip}") from None
+        sub = ipaddress.ip_network(n.rec["IPAM"]["Config"][0]["Subnet"])
+        if addr not in sub:
+            raise InvalidArgument(f"no configured subnet contains IP address {ip}")
+        return ip
 
     def detach(self, cid: str, netns_path: str, network_name: str, ifname: str) -> None:
         n = next((x for x in self.by_id.values() if x.name == network_name), None)

@@ -107,6 +107,8 @@ class Sandboxes:
                     raise InvalidArgument(f"container cannot be connected to {n.name} and "
                                           "a bridge network at once")
                 nets[n.name] = _blank_endpoint(n, ep)
+        for name, ep in nets.items():
+            self.networks.check_ip(self.networks.get(name), ep)
         # published ports are checked now; host ports are chosen when the container starts
         self.networks.port_mappings({**host, "PublishAllPorts": False}, {})
         exposed = dict(rec["Config"].get("ExposedPorts") or {})
@@ -151,7 +153,8 @@ class Sandboxes:
                 n = self.networks.get(ep.get("NetworkID") or name)
                 ifname = f"eth{i}"
                 got = await self._thread(self.networks.attach, c.id, path, n, ifname,
-                                         mappings if i == 0 else None)
+                                         mappings if i == 0 else None,
+                                         self.networks.check_ip(n, ep))
                 done.append((name, ifname))
                 rec["_Ifnames"][name] = ifname
                 ep.update(got)
@@ -315,7 +318,8 @@ class Sandboxes:
             used = set(c.rec["_Ifnames"].values())
             ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
             path = c.rec["NetworkSettings"]["SandboxKey"]
-            ep.update(await self._thread(self.networks.attach, c.id, path, n, ifname, None))
+            ep.update(await self._thread(self.networks.attach, c.id, path, n, ifname, None,
+                                         self.networks.check_ip(n, ep)))
             ep["Aliases"] = [*(ep.get("Aliases") or []), c.id[:12]]
             c.rec["_Ifnames"][n.name] = ifname
             nets[n.name] = ep

@@ -72,6 +72,7 @@ def _create_options(f: Any) -> Any:
         click.option("--network", default=None,
                      help="bridge (default), none, host, container:<name>, or a network"),
         click.option("--network-alias", multiple=True, help="a name on the network"),
+        click.option("--ip", default=None, help="IPv4 address on a user-defined network"),
         click.option("-p", "--publish", multiple=True,
                      help="publish a port: [ip:][hostPort:]containerPort[/proto]"),
         click.option("-P", "--publish-all", is_flag=True,
@@ -190,9 +191,10 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
     }
     if exposed:
         body["ExposedPorts"] = exposed
-    if o["network_alias"]:
+    if o["network_alias"] or o["ip"]:
         body["NetworkingConfig"] = {"EndpointsConfig": {host["NetworkMode"]: {
-            "Aliases": list(o["network_alias"])}}}
+            "Aliases": list(o["network_alias"]) or None,
+            "IPAMConfig": {"IPv4Address": o["ip"]} if o["ip"] else None}}}
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else [""]
     if o["stop_signal"]:
