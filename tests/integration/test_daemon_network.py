@@ -200,10 +200,13 @@ def test_none_host_and_container_modes(palletd):
 
 def test_dns_options_hosts_and_hostname(palletd):
     p = palletd.docker("run", "--rm", "--dns", "192.0.2.53", "--dns-search", "example.test",
-                       "--add-host", "db.local:192.0.2.7", "--hostname", "box1", "busybox",
+                       "--add-host", "db.local:192.0.2.7", "--add-host", "me:host-gateway",
+                       "--hostname", "box1", "busybox",
                        "sh", "-c", "cat /etc/resolv.conf /etc/hosts; hostname", check=True)
     assert "nameserver 192.0.2.53" in p.stdout and "search example.test" in p.stdout
     assert "192.0.2.7\tdb.local" in p.stdout
+    gateway = str(next(ipaddress.ip_network(palletd.subnet).hosts()))
+    assert f"{gateway}\tme" in p.stdout
     assert p.stdout.strip().endswith("box1")
 
 

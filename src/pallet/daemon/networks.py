@@ -383,7 +383,7 @@ def endpoint_from_result(n: Network, result: dict[str, Any], ifname: str
 
 
 def hosts_text(hostname: str, domainname: str, ips: list[str], extra: list[str],
-               peers: list[tuple[str, list[str]]]) -> str:
+               peers: list[tuple[str, list[str]]], host_gateway: str = "") -> str:
     """Docker's /etc/hosts: localhost lines, --add-host entries, this container's own
     address(es), then the peers on its user-defined networks."""
     pairs = []
@@ -391,8 +391,11 @@ def hosts_text(hostname: str, domainname: str, ips: list[str], extra: list[str],
         name, sep, addr = e.partition(":")
         if not sep or not name or not addr:
             raise InvalidArgument(f"invalid extra host {e!r}: expected name:ip")
-        if addr == "host-gateway":
-            raise InvalidArgument("--add-host host-gateway is not supported")
+        if addr == "host-gateway":  # docker's name for the default bridge's gateway
+            if not host_gateway:
+                raise InvalidArgument("--add-host host-gateway: the default bridge network "
+                                      "has no gateway")
+            addr = host_gateway
         pairs.append((name, addr))
     me = f"{hostname}.{domainname} {hostname}" if domainname else hostname
     return dns.hosts_file(me, ips, pairs, peers)

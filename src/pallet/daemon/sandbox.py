@@ -29,6 +29,7 @@ from pallet.daemon.networks import (
     write_in_place,
 )
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, SystemError_
+from pallet.network import config as netconfig
 from pallet.network import netns
 
 if TYPE_CHECKING:
@@ -228,8 +229,10 @@ class Sandboxes:
                     continue
                 names = [p.name] + [a for a in ep.get("Aliases") or [] if a != p.name]
                 peers.append((ep["IPAddress"], names))
+        conf = self.networks.get("bridge").conflist
+        gateway = netconfig.subnet_of(conf)[1] if conf else ""
         return hosts_text(hostname, rec["Config"].get("Domainname") or "", ips,
-                          list(rec["HostConfig"].get("ExtraHosts") or []), peers)
+                          list(rec["HostConfig"].get("ExtraHosts") or []), peers, gateway)
 
     def refresh_peers(self, c: Container, networks: set[str]) -> None:
         """Rewrite the hosts file of every running container that shares one of `networks`
