@@ -314,3 +314,19 @@ def test_default_seccomp_profile(palletd, tmp_path):
     p = palletd.docker("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox",
                        "mkdir", "/tmp/x")
     assert p.returncode != 0 and "not permitted" in p.stderr.lower()
+
+
+def test_no_descriptor_of_the_daemon_or_shim_reaches_the_container(palletd):
+    """Only stdio (and ls's own directory handle) in the container's process and in an exec:
+    the shim runs pallet-runtime in a fork of itself, and none of its sockets, logs or
+    pipes may leak through."""
+    out = palletd.docker("run", "--rm", "busybox", "ls", "/proc/self/fd", check=True).stdout
+    assert sorted(out.split()) == ["0", "1", "2", "3"]
+    palletd.docker("run", "-d", "--name", "fds", "-t", "busybox", "sleep", "60", check=True)
+    try:
+        out = palletd.docker("exec", "fds", "ls", "/proc/1/fd", check=True).stdout
+        assert sorted(out.split()) == ["0", "1", "2"]
+        out = palletd.docker("exec", "fds", "ls", "/proc/self/fd", check=True).stdout
+        assert sorted(out.split()) == ["0", "1", "2", "3"]
+    finally:
+        palletd.docker("rm", "-f", "fds")

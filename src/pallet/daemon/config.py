@@ -56,6 +56,12 @@ class Config:
         except KeyError:
             raise InvalidArgument(f"unknown or invalid runtime name: {name}") from None
 
+    def runtime_in_process(self, name: str) -> bool:
+        """The bundled pallet-runtime can run in a fork of the shim (no interpreter start-up
+        per call); any other runtime, or a pallet-runtime configured elsewhere, is exec'd."""
+        return (name == "pallet-runtime" and os.environ.get("PALLET_SHIM_EXEC_RUNTIME") != "1"
+                and self.runtimes.get(name) == _pallet_runtime())
+
     def runtime_root(self, name: str) -> str:
         return os.path.join(self.exec_root, "runtime", name)
 

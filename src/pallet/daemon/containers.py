@@ -434,7 +434,8 @@ class Containers:
             runtime=runtime, runtime_root=self.cfg.runtime_root(runtime_name),
             log_path=c.rec["LogPath"], log_format=self.cfg.log_format, tty=c.tty,
             stdin=bool(c.rec["Config"].get("OpenStdin")),
-            log_max=logopts.parse((c.rec["HostConfig"].get("LogConfig") or {}).get("Config")))
+            log_max=logopts.parse((c.rec["HostConfig"].get("LogConfig") or {}).get("Config")),
+            runtime_in_process=self.cfg.runtime_in_process(runtime_name))
         try:
             shim, pid = await launch(ls, os.path.join(self.cfg.exec_root, "shims",
                                                        c.id + ".log"))

@@ -40,6 +40,7 @@ class LaunchSpec:
     tty: bool = False
     stdin: bool = False
     log_max: tuple[int, int] = (0, 1)  # json-file max-size (0: unbounded), max-file
+    runtime_in_process: bool = False  # pallet-runtime's CLI in a fork of the shim
 
     def argv(self) -> list[str]:
         a = [sys.executable, "-I", "-S", "-c", BOOT, "--id", self.id, "--bundle", self.bundle,
@@ -53,6 +54,8 @@ class LaunchSpec:
             a.append("--tty")
         if self.stdin:
             a.append("--stdin")
+        if self.runtime_in_process:
+            a.append("--runtime-in-process")
         return a
 
 

@@ -56,6 +56,39 @@ def set_subreaper() -> None:
         raise OSError(e, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(e)}")
 
 
+def fork_runtime(argv: list[str], fds: tuple[int, int, int]) -> int:
+    """pallet-runtime's CLI run in a fork of this shim instead of a new interpreter: the
+    same process model as exec'ing it (a child whose exit status is the answer, stdio on
+    `fds`, default signal dispositions), without the interpreter start-up on every
+    create/start/delete. The runtime's modules are imported in the child only, so the
+    resident shim stays small. The shim is single-threaded, which makes the fork safe."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 127
+    try:
+        _signal.set_wakeup_fd(-1)
+        for sig in SPAWN_SIGDEF:
+            _signal.signal(sig, _signal.SIG_DFL)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+        for i, fd in enumerate(fds):
+            os.dup2(fd, i)
+        # what an exec would have closed (the shim's sockets, logs, pipes): nothing of the
+        # shim reaches the runtime, its init stage, or the container
+        os.closerange(3, 1 << 20)
+        from pallet.cli.runtime.main import main as runtime_main
+
+        code = runtime_main(argv)
+        for f in (sys.stdout, sys.stderr):
+            f.flush()
+    except BaseException as e:  # nothing of this child may return into the shim's loop
+        try:
+            os.write(2, f"pallet-runtime (in the shim): {e}\n".encode())
+        except OSError:
+            pass
+    os._exit(code)
+
+
 def exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
@@ -79,11 +112,11 @@ def set_nonblocking(fd: int) -> None:
 class Args:
     """`--name value` pairs; repeated `--runtime-arg`; flags `--tty`, `--stdin`."""
 
-    FLAGS = ("tty", "stdin")
+    FLAGS = ("tty", "stdin", "runtime_in_process")
 
     def __init__(self, argv: list[str]) -> None:
         self.runtime_args: list[str] = []
-        self.tty = self.stdin = False
+        self.tty = self.stdin = self.runtime_in_process = False
         self.log_format = "json-file"
         self.log_path = ""
         self.log_max_size = "0"
@@ -481,10 +514,13 @@ class Shim:
                *a.runtime_args, *argv]
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         fds = stdio or (null, null, null)
-        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)]
         try:
-            pid = os.posix_spawnp(cmd[0], cmd, dict(os.environ), file_actions=actions,
-                                  setsigdef=SPAWN_SIGDEF, setsigmask=())
+            if a.runtime_in_process:
+                pid = fork_runtime(cmd[1:], fds)
+            else:
+                actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)]
+                pid = os.posix_spawnp(cmd[0], cmd, dict(os.environ), file_actions=actions,
+                                      setsigdef=SPAWN_SIGDEF, setsigmask=())
         finally:
             os.close(null)
         status = self.wait_for(pid)
