@@ -1,5 +1,5 @@
-"""The `pallet` CLI's client of palletd: the Engine API over a unix socket (http.client,
-no event loop), hijacked streams for attach/exec, and starting palletd on first use.
+"""The `pallet` CLI's client of palletd: the Engine API over a unix socket (`uhttp`, no
+event loop), hijacked streams for attach/exec, and starting palletd on first use.
 
 When the socket is the default one (or `PALLET_AUTOSTART=1`) and nothing answers, the CLI
 starts `palletd` (detached, its log beside the socket: /run/pallet/palletd.log) and says so
@@ -9,7 +9,6 @@ on stderr; `PALLET_NO_AUTOSTART=1` turns that off. For real installs use the sys
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from pallet.cli.pallet.uhttp import Connection, Response
 from pallet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -46,8 +46,7 @@ def _error(status: int, message: str) -> PalletError:
     return cls(f"Error response from daemon: {message}")
 
 
-def _checked(c: _UnixHTTP, r: http.client.HTTPResponse
-             ) -> tuple[_UnixHTTP, http.client.HTTPResponse]:
+def _checked(c: Connection, r: Response) -> tuple[Connection, Response]:
     """An error status raises with the daemon's message (and closes the connection)."""
     if r.status >= 400:
         raw = r.read()
@@ -58,19 +57,6 @@ def _checked(c: _UnixHTTP, r: http.client.HTTPResponse
             msg = raw.decode(errors="replace")
         raise _error(r.status, msg)
     return c, r
-
-
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
 
 
 class Client:
@@ -126,9 +112,9 @@ class Client:
                 time.sleep(0.05)
         raise Unavailable(f"palletd did not start; see {log_path}")
 
-    def _conn(self, timeout: float | None = None) -> _UnixHTTP:
+    def _conn(self, timeout: float | None = None) -> Connection:
         self._ensure()
-        return _UnixHTTP(self.path, timeout)
+        return Connection(self.path, timeout)
 
     @staticmethod
     def url(path: str, params: dict[str, Any] | None = None) -> str:
@@ -144,7 +130,7 @@ class Client:
 
     def send(self, method: str, path: str, params: dict[str, Any] | None = None,
              body: Any = None, headers: dict[str, str] | None = None
-             ) -> tuple[_UnixHTTP, http.client.HTTPResponse]:
+             ) -> tuple[Connection, Response]:
         """Send a request and read the response headers; errors raise."""
         c = self._conn()
         data = json.dumps(body).encode() if body is not None else None
@@ -155,11 +141,11 @@ class Client:
 
     def upload(self, method: str, path: str, params: dict[str, Any] | None, src: Any,
                content_type: str = "application/x-tar"
-               ) -> tuple[_UnixHTTP, http.client.HTTPResponse]:
+               ) -> tuple[Connection, Response]:
         """Send a file-like body chunked (an archive: `cp`, `import`, `load`), as `send`."""
         c = self._conn()
         c.request(method, self.url(path, params), body=src,
-                  headers={"Content-Type": content_type}, encode_chunked=True)
+                  headers={"Content-Type": content_type})
         return _checked(c, c.getresponse())
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None,
@@ -190,7 +176,7 @@ class Client:
         try:
             buf = b""
             while True:
-                chunk = r.read1(65536) if hasattr(r, "read1") else r.read(65536)
+                chunk = r.read1(65536)
                 if not chunk:
                     break
                 buf += chunk

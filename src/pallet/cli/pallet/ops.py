@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
@@ -92,6 +91,8 @@ def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
                 return e
 
         # each answer takes dockerd's one-second CPU window: ask for all at once
+        from concurrent.futures import ThreadPoolExecutor  # stats only: not on every command
+
         with ThreadPoolExecutor(max(len(names), 1)) as pool:
             results = list(pool.map(one, names))
         errors = [r for r in results if isinstance(r, Exception)]
