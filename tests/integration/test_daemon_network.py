@@ -327,3 +327,24 @@ def test_static_address_on_a_user_network(palletd):
         assert palletd.docker("ps", "-aq").stdout.strip() == ""
     finally:
         palletd.docker("network", "rm", "fixed", check=True)
+
+
+def test_network_survives_a_daemon_restart(palletd):
+    """A running container keeps its address and published port across a palletd restart;
+    stopping it afterwards releases what ADD took before the restart."""
+    port = free_port()
+    palletd.docker("run", "-d", "--name", "keep", "-p", f"127.0.0.1:{port}:80", "busybox",
+                   "sh", "-c", HTTPD.format(name="keep"), check=True)
+    try:
+        ip = palletd.inspect("keep")["NetworkSettings"]["IPAddress"]
+        assert fetch(f"http://127.0.0.1:{port}/") == "hello-from-keep\n"
+        palletd.kill()
+        palletd.start()
+        st = palletd.inspect("keep")
+        assert st["State"]["Running"] and st["NetworkSettings"]["IPAddress"] == ip
+        assert fetch(f"http://127.0.0.1:{port}/") == "hello-from-keep\n"
+        assert len(cni_cache(palletd)) == 1
+        palletd.docker("stop", "-t", "0", "keep", check=True)
+        released(palletd)
+    finally:
+        palletd.docker("rm", "-f", "keep")
