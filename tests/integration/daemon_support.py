@@ -190,14 +190,19 @@ class Palletd:
         return out
 
     def shim_pids(self) -> list[int]:
+        """The shims serving containers: not the standby one, which still reads its
+        arguments from palletd on a pipe (a serving shim has /dev/null there)."""
         out = []
         for pid in self.our_pids():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"pallet.shim.main" in f.read():
-                        out.append(pid)
+                    if b"pallet.shim.main" not in f.read():
+                        continue
+                if os.readlink(f"/proc/{pid}/fd/0").startswith("pipe:"):
+                    continue
             except OSError:
                 continue
+            out.append(pid)
         return out
 
     def bridges(self) -> list[str]:

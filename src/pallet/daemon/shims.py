@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -110,15 +111,62 @@ class Shim:
                 self.popen.wait(timeout=5)
 
 
-async def launch(spec: LaunchSpec, stderr_path: str) -> tuple[Shim, int]:
+class Standby:
+    """One shim started ahead of need (`--standby`): interpreter up, modules imported,
+    waiting on its stdin for the arguments of the container it will serve. A start takes it
+    (the interpreter's start-up is off the start's critical path) and a new one is started
+    in the background. It exits at EOF on its stdin: when palletd goes, so does it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker  # a path of this daemon's, so its processes can be found
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def fill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", BOOT, "--standby", self.marker],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, cwd="/")
+
+    def take(self, argv: list[str]) -> subprocess.Popen[bytes] | None:
+        """The standby shim given `argv` (a LaunchSpec's, after the interpreter's), or None
+        when there is none alive."""
+        p, self.proc = self.proc, None
+        if p is None or p.poll() is not None or p.stdin is None:
+            return None
+        try:
+            p.stdin.write(json.dumps(argv).encode() + b"\n")
+            p.stdin.close()
+        except OSError:
+            return None
+        return p
+
+    def close(self) -> None:
+        p, self.proc = self.proc, None
+        if p is not None and p.stdin is not None:
+            with contextlib.suppress(OSError):
+                p.stdin.close()  # EOF: it exits
+            with contextlib.suppress(Exception):
+                p.wait(timeout=5)
+
+
+async def launch(spec: LaunchSpec, stderr_path: str, standby: Standby | None = None
+                 ) -> tuple[Shim, int]:
     """Start a shim (which runs `<runtime> create`); returns it and the container's pid."""
     os.makedirs(spec.dir, exist_ok=True)
     os.makedirs(os.path.dirname(spec.socket), exist_ok=True)
-    with open(stderr_path, "ab") as err:
-        p = subprocess.Popen(spec.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=err, start_new_session=True, close_fds=True, cwd="/")
-    assert p.stdout is not None
     loop = asyncio.get_running_loop()
+    argv = spec.argv()
+    # the shim's own arguments: what follows `python -I -S -c BOOT`
+    p = standby.take([*argv[5:], "--stderr", stderr_path]) if standby else None
+    if standby is not None:
+        loop.run_in_executor(None, standby.fill)
+    if p is None:
+        with open(stderr_path, "ab") as err:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=err, start_new_session=True, close_fds=True, cwd="/")
+    assert p.stdout is not None
     try:
         line = await asyncio.wait_for(loop.run_in_executor(None, p.stdout.readline),
                                       LAUNCH_TIMEOUT)

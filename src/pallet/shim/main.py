@@ -122,6 +122,7 @@ class Args:
         self.log_max_size = "0"
         self.log_max_file = "1"
         self.console_socket = ""
+        self.stderr = ""
         vals: dict[str, str] = {}
         it = iter(argv)
         for a in it:
@@ -825,8 +826,31 @@ def runtime_error(log: str) -> str:
     return ""
 
 
+def standby_args() -> list[str]:
+    """`--standby <marker>`: wait for the arguments on stdin (one JSON list), or exit at EOF
+    (palletd went away before it needed this shim)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 65536)
+        if not chunk:
+            os._exit(0)
+        data += chunk
+    argv = wire.loads(data)
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        os._exit(2)
+    return argv
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = Args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--standby"]:
+        argv = standby_args()
+    args = Args(argv)
+    if args.stderr:  # a standby shim learns its log only now
+        fd = os.open(args.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                     0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
     os.makedirs(args.dir, exist_ok=True)
     shim = Shim(args)
     try:
