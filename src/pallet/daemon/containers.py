@@ -733,8 +733,9 @@ class Containers:
         # recorded: a crash mid-start) are released
         running = {c.id for c in self.by_id.values() if c.running} | set(
             self.sandboxes.pending)
-        await asyncio.get_running_loop().run_in_executor(
-            None, self.networks.release_stale, running)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.networks.release_stale, running)
+        loop.run_in_executor(None, self.standby.fill)  # ready for the first start
 
     async def _recover_one(self, c: Container) -> None:
         st = c.state
