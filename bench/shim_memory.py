@@ -118,11 +118,18 @@ def bench_pallet(n: int, base: str, bb: str) -> dict[str, float]:
         assert len(shims) == n, (len(shims), n)
         ms = [mem(p) for p in shims]
         daemon = mem(d.pid)
-        for cid in ids:
+        t0 = time.monotonic()
+        listed = api(sock, "GET", "/containers/json")
+        list_s = time.monotonic() - t0
+        assert len(listed) == n  # type: ignore[arg-type]
+        t0 = time.monotonic()
+        for cid in ids:  # docker rm -f: kill, wait for the exit, remove
             api(sock, "DELETE", f"/containers/{cid}?force=1")
+        removed = time.monotonic() - t0
         return {"pss": statistics.mean(m[0] for m in ms) / 1024,
                 "rss": statistics.mean(m[1] for m in ms) / 1024,
-                "daemon_rss": daemon[1] / 1024, "start_s": started}
+                "daemon_rss": daemon[1] / 1024, "start_s": started, "list_s": list_s,
+                "remove_s": removed}
     finally:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
@@ -163,15 +170,20 @@ def bench_containerd(n: int, base: str, bb: str) -> dict[str, float] | None:
         shims = pids_with(b"containerd-shim-runc-v2", b"bench")
         ms = [mem(p) for p in shims]
         daemon = mem(d.pid)
-        for i in range(n):
+        t0 = time.monotonic()
+        out = subprocess.run([*ctr, "task", "ls"], check=True, capture_output=True).stdout
+        list_s = time.monotonic() - t0
+        assert len(out.splitlines()) == n + 1
+        t0 = time.monotonic()
+        for i in range(n):  # ctr's way to the same end: kill, delete the task (waits), rm
             subprocess.run([*ctr, "task", "kill", "-s", "KILL", f"m{i}"], capture_output=True)
-        time.sleep(1)
-        for i in range(n):
-            subprocess.run([*ctr, "task", "rm", f"m{i}"], capture_output=True)
+            subprocess.run([*ctr, "task", "rm", "-f", f"m{i}"], capture_output=True)
             subprocess.run([*ctr, "c", "rm", f"m{i}"], capture_output=True)
+        removed = time.monotonic() - t0
         return {"pss": statistics.mean(m[0] for m in ms) / 1024,
                 "rss": statistics.mean(m[1] for m in ms) / 1024,
-                "daemon_rss": daemon[1] / 1024, "start_s": started, "shims": len(shims)}
+                "daemon_rss": daemon[1] / 1024, "start_s": started, "shims": len(shims),
+                "list_s": list_s, "remove_s": removed}
     finally:
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=30)
@@ -196,14 +208,15 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
     shutil.rmtree(os.path.dirname(bb), ignore_errors=True)
     print(f"{a.n} running `sleep` containers, {time.strftime('%Y-%m-%d')}")
-    print("| supervisor | PSS each (MiB) | RSS each (MiB) | daemon RSS (MiB) | start N (s) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| supervisor | PSS each (MiB) | RSS each (MiB) | daemon RSS (MiB) | start N (s) | "
+          "list (ms) | remove N (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
         if r is None:
-            print(f"| {name} | (not installed) | | | |")
+            print(f"| {name} | (not installed) | | | | | |")
             continue
         print(f"| {name} | {r['pss']:.2f} | {r['rss']:.2f} | {r['daemon_rss']:.1f} | "
-              f"{r['start_s']:.1f} |")
+              f"{r['start_s']:.1f} | {r['list_s'] * 1000:.0f} | {r['remove_s']:.1f} |")
 
 
 if __name__ == "__main__":
