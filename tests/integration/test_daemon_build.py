@@ -597,8 +597,8 @@ def test_dockerfile_from_stdin(palletd, ctx):
 def test_a_dead_palletds_build_leftovers_are_cleaned(palletd, ctx, tmp_path):
     """palletd killed in the middle of a build leaves a mounted step and its snapshot;
     the next palletd's first build removes them."""
-    from pallet.build.executor import mount_all
     from pallet.images.service import ImageService
+    from pallet.snapshots.api import mount_all
 
     palletd.kill()
     svc = ImageService(palletd.root)

@@ -30,11 +30,11 @@ from pallet.build.cache import BuildCache, cache_key
 from pallet.build.context import Context, Owner, Source, copy_into, extract_tar, is_archive
 from pallet.build.executor import CommandFailed, Executor, RunLimits, RunRequest
 from pallet.build.shell import expand
-from pallet.content.labels import GC_REF_CONTENT, GC_ROOT
-from pallet.content.local import write_blob
+from pallet.content.labels import GC_ROOT
 from pallet.errors import InvalidArgument, NotFound
 from pallet.images import reference
 from pallet.images.bundle import resolve_user
+from pallet.images.commit import write_image
 from pallet.images.diff import LayerInfo
 from pallet.images.resolve import ResolvedImage, resolve
 from pallet.metadata.gc import IMAGE_MARKER
@@ -44,7 +44,6 @@ from pallet.oci.image import (
     Descriptor,
     History,
     ImageConfig,
-    Manifest,
     Platform,
     host_platform,
 )
@@ -382,16 +381,8 @@ class Builder:
     def _write(self, cfg: ImageConfig, layers: list[Descriptor], manifest_type: str,
                config_type: str, key: str) -> tuple[Descriptor, str]:
         content = self.svc.content
-        cbytes = json.dumps(cfg.to_dict(), separators=(",", ":")).encode()
-        cdesc = Descriptor.of(config_type, cbytes)
-        write_blob(content, f"build-config-{cdesc.digest.encoded}", cbytes)
-        manifest = Manifest(cdesc, layers, media_type=manifest_type)
-        mbytes = json.dumps(manifest.to_dict(), separators=(",", ":")).encode()
-        mdesc = Descriptor.of(manifest_type, mbytes, platform=Platform(
-            cfg.os, cfg.architecture, cfg.variant or ""))
-        labels = {f"{GC_REF_CONTENT}config": str(cdesc.digest)}
-        labels.update({f"{GC_REF_CONTENT}l.{i}": str(d.digest) for i, d in enumerate(layers)})
-        write_blob(content, f"build-manifest-{mdesc.digest.encoded}", mbytes, labels=labels)
+        mdesc, cdesc = write_image(content, cfg, layers, ref="build",
+                                   manifest_type=manifest_type, config_type=config_type)
         self.cache.put(key, mdesc, content)
         return mdesc, str(cdesc.digest)
 

@@ -25,6 +25,7 @@ from typing import BinaryIO, NamedTuple
 from pallet.build.dockerignore import Matcher, compile_pattern
 from pallet.build.dockerignore import parse as parse_ignore
 from pallet.errors import InvalidArgument, NotFound
+from pallet.images.fsview import remove_any
 from pallet.linux.paths import mkdir_all_in_root, resolve_in_root
 
 _BUF = 1 << 20
@@ -40,12 +41,7 @@ def _replace(host: str, is_dir: bool) -> bool:
         return False
     if is_dir and stat.S_ISDIR(st.st_mode):
         return True
-    if stat.S_ISDIR(st.st_mode):
-        import shutil
-
-        shutil.rmtree(host)
-    else:
-        os.unlink(host)
+    remove_any(host)
     return False
 
 

@@ -44,7 +44,7 @@ from pallet.images.unpack import unpack
 from pallet.linux.paths import resolve_in_root
 from pallet.oci.image import ImageConfig
 from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES
-from pallet.snapshots.api import Mount
+from pallet.snapshots.api import Mount, mount_all
 
 T = TypeVar("T")
 Storage = Callable[[Callable[[], T]], T]
@@ -96,19 +96,6 @@ class RunRequest:
     argv: list[str]
     env: list[str]               # build args RUN sees, after the config's Env
     limits: RunLimits
-
-
-def mount_all(mounts: list[Mount], target: str) -> None:
-    from pallet.linux.mount import MountOptions, bind, finish_bind, mount_fs
-
-    os.makedirs(target, exist_ok=True)
-    for m in mounts:
-        opts = MountOptions(m.options)
-        if m.type == "bind":
-            bind(m.source, target, opts)
-            finish_bind(target, opts)
-        else:
-            mount_fs(m.source, target, m.type, opts)
 
 
 def _mount_points() -> list[str]:

@@ -42,9 +42,9 @@ from pallet.errors import (
 )
 from pallet.images import compression as _compression
 from pallet.images import reference
+from pallet.images.commit import write_image
 from pallet.images.diff import TarWriter, commit_layer, tar_changes, tar_dir, tar_overlay_upper
 from pallet.images.fsview import OverlayView, split
-from pallet.images.resolve import child_labels
 from pallet.images.service import ImageService
 from pallet.images.tarstream import TarStream
 from pallet.oci import mediatypes as mt
@@ -54,8 +54,6 @@ from pallet.oci.image import (
     Descriptor,
     History,
     ImageConfig,
-    Manifest,
-    Platform,
     host_platform,
 )
 
@@ -313,14 +311,7 @@ def store_image(svc: ImageService, config: ImageConfig, layers: list[Descriptor]
                 name: str | None) -> str:
     """Config and manifest into the content store, the name (or a dangling one) into the
     image store; returns the image ID (the config's digest). Call inside a lease."""
-    cbytes = json.dumps(config.to_dict(), separators=(",", ":")).encode()
-    cdesc = Descriptor.of(mt.IMAGE_CONFIG, cbytes)
-    write_blob(svc.content, f"config-{cdesc.digest}", cbytes)
-    mbytes = json.dumps(Manifest(cdesc, layers).to_dict(), separators=(",", ":")).encode()
-    target = Descriptor.of(mt.IMAGE_MANIFEST, mbytes, platform=Platform(
-        config.os, config.architecture, config.variant or ""))
-    write_blob(svc.content, f"manifest-{target.digest}", mbytes)
-    svc.content.update_labels(target.digest, child_labels(svc.content, target))
+    target, cdesc = write_image(svc.content, config, layers, ref="commit")
     svc.images.put(name or dangling_name(str(target.digest)), target)
     svc.content.update_labels(target.digest, {GC_ROOT: "image"})
     return str(cdesc.digest)

@@ -51,6 +51,7 @@ from pallet.errors import (
     SystemError_,
 )
 from pallet.oci.image import ImageConfig
+from pallet.runtime.state import now_rfc3339
 from pallet.shim import wire
 
 log = logging.getLogger("palletd")
@@ -62,10 +63,6 @@ STOP_TIMEOUT = 10
 
 class NotModified(Exception):
     """The container already is in the state asked for (HTTP 304)."""
-
-
-def now_rfc3339() -> str:
-    return wire.timestamp(time.time_ns())
 
 
 def signal_number(sig: str | int | None, default: int = _signal.SIGTERM) -> int:
@@ -332,20 +329,14 @@ class Containers:
     # --- rootfs ---------------------------------------------------------------------------
 
     def _mount_rootfs(self, c: Container) -> str:
-        from pallet.linux.mount import MountOptions, bind, finish_bind, mount_fs
+        from pallet.snapshots.api import mount_all
 
         bundle = self.cfg.bundle_dir(c.id)
         rootfs = os.path.join(bundle, "rootfs")
         os.makedirs(rootfs, exist_ok=True)
         if os.path.ismount(rootfs):
             return rootfs
-        for m in self.images.svc.snapshotter.mounts(c.rec["_Snapshot"]):
-            opts = MountOptions(m.options)
-            if m.type == "bind":
-                bind(m.source, rootfs, opts)
-                finish_bind(rootfs, opts)
-            else:
-                mount_fs(m.source, rootfs, m.type, opts)
+        mount_all(self.images.svc.snapshotter.mounts(c.rec["_Snapshot"]), rootfs)
         return rootfs
 
     def _unmount_rootfs(self, c: Container) -> None:
@@ -364,8 +355,7 @@ class Containers:
         rootfs = self._mount_rootfs(c)
         self.volumes.setup(c.rec, rootfs)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
-        spec = _spec.build(icfg, c.rec, rootfs, self.cfg.container_dir(c.id),
-                           netns_path=netns_path, etc=etc)
+        spec = _spec.build(icfg, c.rec, rootfs, netns_path=netns_path, etc=etc)
         spec["root"]["path"] = rootfs
         path = os.path.join(self.cfg.bundle_dir(c.id), "config.json")
         import json
@@ -495,17 +485,19 @@ class Containers:
             return int(d["exit_code"]), d.get("exited_at", ""), ""
         except (OSError, ValueError, KeyError):
             pass
-        await self._runtime(c, "kill", c.id, "KILL")
+        await self.runtime(c, "kill", c.id, "KILL")
         return 128 + _signal.SIGKILL, now_rfc3339(), "shim exited unexpectedly"
 
-    async def _runtime(self, c: Container, *argv: str) -> tuple[int, str]:
+    async def runtime(self, c: Container, *argv: str) -> tuple[int, str, str]:
+        """`<c's runtime> --root <its root> argv...` from palletd itself (the shim is gone or
+        not involved): exit status, stdout, stderr."""
         name, path = self.cfg.runtime_path(c.rec["HostConfig"].get("Runtime"))
         p = await asyncio.create_subprocess_exec(
             path, "--root", self.cfg.runtime_root(name), *argv,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
-        _, err = await p.communicate()
-        return p.returncode or 0, err.decode(errors="replace")
+        out, err = await p.communicate()
+        return p.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
     async def _exited(self, c: Container, shim: Shim, code: int, at: str, err: str) -> None:
         async with c.lock:
@@ -514,7 +506,7 @@ class Containers:
             try:
                 await shim.call("delete", force=True)
             except PalletError:
-                await self._runtime(c, "delete", "--force", c.id)
+                await self.runtime(c, "delete", "--force", c.id)
             await asyncio.get_running_loop().run_in_executor(None, shim.reap)
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)

@@ -26,7 +26,6 @@ import re
 import secrets
 import socket
 import subprocess
-import time
 from typing import Any
 
 from pallet.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -34,6 +33,7 @@ from pallet.network import config as netconfig
 from pallet.network import dns, netns
 from pallet.network import ports as _ports
 from pallet.network.cni import CNI, Attachment
+from pallet.runtime.state import now_rfc3339
 
 log = logging.getLogger("palletd")
 PREDEFINED = ("bridge", "host", "none")
@@ -42,11 +42,6 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # route of the host or another network (docker's pools are 172.17-31/16, which
 # a host often uses already).
 POOL = ipaddress.ip_network("10.212.0.0/16")
-
-
-def _now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:
@@ -144,7 +139,7 @@ class Networks:
             sub, gw = netconfig.subnet_of(conf)
             ipam_cfg = [{"Subnet": sub, "Gateway": gw}]
         return Network({
-            "Name": name, "Id": nid or secrets.token_hex(32), "Created": _now(),
+            "Name": name, "Id": nid or secrets.token_hex(32), "Created": now_rfc3339(),
             "Scope": "local", "Driver": driver, "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None, "Config": ipam_cfg},
             "Internal": internal, "Attachable": attachable, "Ingress": False,
@@ -285,10 +280,11 @@ class Networks:
     def netns_path(self, cid: str) -> str:
         return os.path.join(self.netns_dir, cid)
 
-    def port_mappings(self, host: dict[str, Any], exposed: dict[str, Any]
-                      ) -> list[dict[str, Any]]:
+    def port_mappings(self, host: dict[str, Any], exposed: dict[str, Any], *,
+                      allocate: bool = True) -> list[dict[str, Any]]:
         """HostConfig.PortBindings (and -P's exposed ports) as portmap's portMappings; a
-        host port of "" or "0" gets a free ephemeral one now."""
+        host port of "" or "0" gets a free ephemeral one now (stays 0 without
+        `allocate`: the check at create)."""
         bindings: dict[str, list[dict[str, Any]]] = {
             k: list(v or [{}]) for k, v in (host.get("PortBindings") or {}).items()}
         if host.get("PublishAllPorts"):
@@ -305,7 +301,7 @@ class Networks:
                     else f"{port}/{proto}"
                 for m in _ports.parse(spec):
                     m["hostIP"] = host_ip
-                    if not m["hostPort"]:
+                    if not m["hostPort"] and allocate:
                         m["hostPort"] = free_port(proto, host_ip)
                     out.append(m)
         return out
@@ -348,12 +344,11 @@ class Networks:
         att = Attachment(cid, netns_path, ifname)
         self.cni.delete(n.conflist if n else None, att, network=network_name)
 
-    def stale_attachments(self, running: set[str]) -> list[dict[str, Any]]:
-        return [a for a in self.cni.attachments() if a.get("containerId") not in running]
-
     def release_stale(self, running: set[str]) -> None:
         """After a crash: DEL what containers that no longer run still hold."""
-        for a in self.stale_attachments(running):
+        for a in self.cni.attachments():
+            if a.get("containerId") in running:
+                continue
             cid, ifname = a["containerId"], a["ifName"]
             try:
                 self.cni.delete(a.get("config"), Attachment(cid, a.get("netns", ""), ifname))

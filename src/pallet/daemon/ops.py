@@ -34,7 +34,7 @@ CPU_PERIOD = 100_000
 
 
 async def _runtime(cs: Containers, c: Container, *argv: str) -> None:
-    rc, err = await cs._runtime(c, *argv)
+    rc, _, err = await cs.runtime(c, *argv)
     if rc != 0:
         raise SystemError_(err.strip().splitlines()[-1] if err.strip() else
                            f"{argv[0]}: exit status {rc}")
@@ -88,7 +88,7 @@ async def thaw_after_signal(cs: Containers, c: Container, signum: int) -> None:
 
         if signal_number(stop) != signum:
             return
-    rc, _ = await cs._runtime(c, "resume", c.id)
+    rc, _, _ = await cs.runtime(c, "resume", c.id)
     # a runtime whose `kill --all` thaws on its own (runc) has nothing left to resume
     if rc == 0 or not Manager(cgroup_paths(c.id)).frozen():
         _thawed(cs, c)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pallet.daemon.networks import (
+    PREDEFINED,
     Network,
     Networks,
     docker_ports,
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from pallet.daemon.containers import Container
 
 log = logging.getLogger("palletd")
+
+
+def hostname_of(rec: dict[str, Any]) -> str:
+    return rec["Config"].get("Hostname") or rec["Id"][:12]
 
 
 def mode_of(rec: dict[str, Any]) -> str:
@@ -111,7 +116,7 @@ class Sandboxes:
         for name, ep in nets.items():
             self.networks.check_ip(self.networks.get(name), ep)
         # published ports are checked now; host ports are chosen when the container starts
-        self.networks.port_mappings({**host, "PublishAllPorts": False}, {})
+        self.networks.port_mappings(host, {}, allocate=False)
         exposed = dict(rec["Config"].get("ExposedPorts") or {})
         rec["Config"]["ExposedPorts"] = exposed or None
         rec["NetworkSettings"] = {"Bridge": "", "SandboxID": "", "HairpinMode": False,
@@ -131,7 +136,6 @@ class Sandboxes:
         await self.settle(c)
         rec = c.rec
         mode = mode_of(rec)
-        hostname = rec["Config"].get("Hostname") or c.id[:12]
         if mode.startswith("container:"):
             other = self.lookup(mode.split(":", 1)[1])
             if not other.running:
@@ -142,7 +146,7 @@ class Sandboxes:
             return path, {f"/etc/{n}": os.path.join(os.path.dirname(other.rec["HostsPath"]), n)
                           for n in ("hosts", "resolv.conf", "hostname")}
         if mode in ("host", "none"):
-            return None, await self._thread(self._write_etc, rec, cdir, hostname, mode)
+            return None, await self._thread(self._write_etc, rec, cdir, mode)
         path = self.networks.netns_path(c.id)
         await self._thread(self._create_netns, path)
         settings = rec["NetworkSettings"]
@@ -181,7 +185,7 @@ class Sandboxes:
             for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
                 settings[k] = first[k]
             settings["Bridge"] = self.networks.get("bridge").bridge
-        etc = await self._thread(self._write_etc, rec, cdir, hostname, mode)
+        etc = await self._thread(self._write_etc, rec, cdir, mode)
         return path, etc
 
     async def announce(self, c: Container) -> None:
@@ -192,12 +196,12 @@ class Sandboxes:
         netns.remove(path)  # a leftover of a crash: unpinned, then made afresh
         netns.create(path)
 
-    def _write_etc(self, rec: dict[str, Any], cdir: str, hostname: str, mode: str
-                   ) -> dict[str, str]:
+    def _write_etc(self, rec: dict[str, Any], cdir: str, mode: str) -> dict[str, str]:
         out = {}
-        files = {"hostname": hostname + "\n", "resolv.conf": resolv_text(rec["HostConfig"])}
+        files = {"hostname": hostname_of(rec) + "\n",
+                 "resolv.conf": resolv_text(rec["HostConfig"])}
         if mode != "host":
-            files["hosts"] = self._hosts(rec, hostname)
+            files["hosts"] = self._hosts(rec)
         for name, text in files.items():
             path = os.path.join(cdir, name)
             write_in_place(path, text)
@@ -214,11 +218,11 @@ class Sandboxes:
                     out.add(name)
         return out
 
-    def _hosts(self, rec: dict[str, Any], hostname: str) -> str:
+    def _hosts(self, rec: dict[str, Any]) -> str:
         nets = (rec.get("NetworkSettings") or {}).get("Networks") or {}
         ips = [ep["IPAddress"] for ep in nets.values() if ep.get("IPAddress")]
         peers: list[tuple[str, list[str]]] = []
-        mine = {n for n in nets if n not in ("bridge", "host", "none")}
+        mine = {n for n in nets if n not in PREDEFINED}
         for p in self.running():
             if p.id == rec["Id"]:
                 continue
@@ -231,8 +235,11 @@ class Sandboxes:
                 peers.append((ep["IPAddress"], names))
         conf = self.networks.get("bridge").conflist
         gateway = netconfig.subnet_of(conf)[1] if conf else ""
-        return hosts_text(hostname, rec["Config"].get("Domainname") or "", ips,
+        return hosts_text(hostname_of(rec), rec["Config"].get("Domainname") or "", ips,
                           list(rec["HostConfig"].get("ExtraHosts") or []), peers, gateway)
+
+    def _rewrite_hosts(self, rec: dict[str, Any]) -> None:
+        write_in_place(rec["HostsPath"], self._hosts(rec))
 
     def refresh_peers(self, c: Container, networks: set[str]) -> None:
         """Rewrite the hosts file of every running container that shares one of `networks`
@@ -245,9 +252,8 @@ class Sandboxes:
             pnets = set((p.rec.get("NetworkSettings") or {}).get("Networks") or {})
             if not pnets & networks:
                 continue
-            hostname = p.rec["Config"].get("Hostname") or p.id[:12]
             try:
-                write_in_place(p.rec["HostsPath"], self._hosts(p.rec, hostname))
+                self._rewrite_hosts(p.rec)
             except OSError as e:
                 log.warning("updating the hosts file of %s: %s", p.id[:12], e)
 
@@ -326,9 +332,7 @@ class Sandboxes:
             ep["Aliases"] = [*(ep.get("Aliases") or []), c.id[:12]]
             c.rec["_Ifnames"][n.name] = ifname
             nets[n.name] = ep
-            hostname = c.rec["Config"].get("Hostname") or c.id[:12]
-            await self._thread(write_in_place, c.rec["HostsPath"],
-                               self._hosts(c.rec, hostname))
+            await self._thread(self._rewrite_hosts, c.rec)
             await self._thread(self.refresh_peers, c, {n.name})
         else:
             nets[n.name] = ep
@@ -345,7 +349,5 @@ class Sandboxes:
                                c.rec["NetworkSettings"]["SandboxKey"], n.name, ifname)
         del nets[n.name]
         if c.running:
-            hostname = c.rec["Config"].get("Hostname") or c.id[:12]
-            await self._thread(write_in_place, c.rec["HostsPath"],
-                               self._hosts(c.rec, hostname))
+            await self._thread(self._rewrite_hosts, c.rec)
             await self._thread(self.refresh_peers, c, {n.name} if n.user_defined else set())

@@ -21,7 +21,7 @@ from aiohttp import web
 
 import pallet
 from pallet.daemon.config import Config
-from pallet.daemon.containers import Container, Containers
+from pallet.daemon.containers import Containers
 from pallet.daemon.engine import archive as e_archive
 from pallet.daemon.engine import build as e_build
 from pallet.daemon.engine import containers as e_containers
@@ -135,15 +135,6 @@ class Daemon:
             return self.images.svc.snapshotter.usage(key).size
         except PalletError:
             return 0
-
-    async def runtime_output(self, c: Container, *argv: str) -> tuple[int, str]:
-        name, path = self.cfg.runtime_path(c.rec["HostConfig"].get("Runtime"))
-        p = await asyncio.create_subprocess_exec(
-            path, "--root", self.cfg.runtime_root(name), *argv,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await p.communicate()
-        return p.returncode or 0, out.decode(errors="replace")
 
     async def close(self) -> None:
         await self.containers.shutdown()

@@ -14,6 +14,7 @@ import shutil
 from typing import Any
 
 from pallet.daemon import mounts as _mounts
+from pallet.daemon.sandbox import hostname_of
 from pallet.errors import InvalidArgument
 from pallet.images.bundle import resolve_user, runtime_config
 from pallet.linux.caps import NAMES as ALL_CAPS
@@ -177,30 +178,8 @@ def _bind(source: str, dest: str, ro: bool = False, extra: list[str] | None = No
             "options": ["rbind", "rprivate", "ro" if ro else "rw", *(extra or [])]}
 
 
-def etc_files(cdir: str, hostname: str) -> dict[str, str]:
-    """/etc/hostname, /etc/hosts, /etc/resolv.conf of the container, in its directory."""
-    files = {
-        "hostname": hostname + "\n",
-        "hosts": ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                  f"127.0.1.1\t{hostname}\n"),
-    }
-    try:
-        with open("/etc/resolv.conf") as f:
-            files["resolv.conf"] = f.read()
-    except OSError:
-        files["resolv.conf"] = ""
-    out = {}
-    for name, text in files.items():
-        path = os.path.join(cdir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        out[f"/etc/{name}"] = path
-    return out
-
-
-def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str, *,
-          netns_path: str | None = None, etc: dict[str, str] | None = None
-          ) -> dict[str, Any]:
+def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
+          netns_path: str | None, etc: dict[str, str]) -> dict[str, Any]:
     """The config.json of container `rec` (palletd's record) over the mounted `rootfs`;
     `netns_path` is the network namespace to join, `etc` the /etc files to bind (both
     from the container's sandbox)."""
@@ -218,7 +197,7 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str, *,
         argv = [INIT_PATH, "--", *argv]
         spec["mounts"].append(_bind(binary, INIT_PATH, ro=True))
     proc["args"] = argv
-    hostname = cfg.get("Hostname") or rec["Id"][:12]
+    hostname = hostname_of(rec)
     spec["hostname"] = hostname
     env = proc["env"]
     if not any(e.startswith("HOSTNAME=") for e in env):
@@ -277,10 +256,6 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, cdir: str, *,
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
                 m["options"] = [o for o in m.get("options", []) if o != "ro"] + ["rw"]
 
-    if etc is None:
-        etc = etc_files(cdir, hostname)
-        if host.get("NetworkMode") == "host":
-            etc["/etc/hosts"] = "/etc/hosts"
     spec["mounts"] += [_bind(src, dst) for dst, src in etc.items()]
     _mounts.apply(spec, rec)  # binds, volumes, tmpfs
     spec["annotations"] = {**spec.get("annotations", {}), "io.pallet.container.name":

@@ -26,13 +26,14 @@ from pallet.content.local import LocalStore, write_blob
 from pallet.errors import FailedPrecondition, InvalidArgument
 from pallet.images import compression as _compression
 from pallet.images import reference
+from pallet.images.commit import write_image
 from pallet.images.layout import Imported, write_tar
-from pallet.images.resolve import child_labels, resolve
+from pallet.images.resolve import resolve
 from pallet.images.store import Image, ImageStore
 from pallet.oci import digest as _digest
 from pallet.oci import mediatypes as mt
 from pallet.oci.digest import HashingReader
-from pallet.oci.image import Descriptor, ImageConfig, Manifest, Platform, ValidationError
+from pallet.oci.image import Descriptor, ImageConfig, Platform, ValidationError
 
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"
@@ -72,20 +73,13 @@ def import_docker_archive(content: LocalStore, images: ImageStore, path: str
                 config = ImageConfig.from_dict(json.loads(config_bytes))
             except (ValueError, ValidationError) as e:
                 raise InvalidArgument(f"{where}: config: {e}") from None
-            config_desc = Descriptor.of(mt.IMAGE_CONFIG, config_bytes)
-            write_blob(content, f"import-{config_desc.digest}", config_bytes)
             if len(ent["Layers"]) != len(config.diff_ids):
                 raise InvalidArgument(f"{where}: {len(ent['Layers'])} layers, config has "
                                       f"{len(config.diff_ids)} diff_ids")
             layers = [_import_layer(content, tf, name, diff_id, where)
                       for name, diff_id in zip(ent["Layers"], config.diff_ids, strict=True)]
-            manifest = Manifest(config_desc, layers)
-            mbytes = json.dumps(manifest.to_dict(), separators=(",", ":")).encode()
-            target = Descriptor.of(mt.IMAGE_MANIFEST, mbytes,
-                                   platform=Platform(config.os, config.architecture,
-                                                     config.variant or ""))
-            write_blob(content, f"import-{target.digest}", mbytes,
-                       labels=child_labels(_Mem(mbytes), target))
+            target, _ = write_image(content, config, layers, ref="import",
+                                    config_bytes=config_bytes)
             tags = ent.get("RepoTags") or []
             for tag in tags:
                 name = reference.normalize(tag)
@@ -96,14 +90,6 @@ def import_docker_archive(content: LocalStore, images: ImageStore, path: str
             else:
                 out.append(Imported(None, target))
     return out
-
-
-class _Mem:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read_blob(self, dgst: object) -> bytes:
-        return self.data
 
 
 def _import_layer(content: LocalStore, tf: tarfile.TarFile, name: str,

@@ -227,19 +227,13 @@ class ImageService:
         return spec
 
     def _mount_snapshot(self, r: ResolvedImage, dest: str, rootfs: str) -> None:
-        from pallet.linux.mount import MountOptions, bind, mount_fs
+        from pallet.snapshots.api import mount_all
 
         top = unpack(self.content, self.snapshotter, r)
         key = f"bundle-{os.path.abspath(dest)}"
         mounts = self.snapshotter.prepare(key, top)
         try:
-            os.makedirs(rootfs, exist_ok=True)
-            for m in mounts:
-                opts = MountOptions(m.options)
-                if m.type == "bind":
-                    bind(m.source, rootfs, opts)
-                else:
-                    mount_fs(m.source, rootfs, m.type, opts)
+            mount_all(mounts, rootfs)
         except BaseException:
             self.snapshotter.remove(key)
             raise

@@ -105,6 +105,17 @@ def write_atomic(path: str, data: bytes) -> None:
     os.rename(tmp, path)
 
 
+def write_some(fd: int, buf: bytearray) -> None:
+    """Write what a non-blocking fd takes now and drop it from `buf`; a broken peer
+    (EPIPE, EIO) drops the rest."""
+    try:
+        del buf[:os.write(fd, buf)]
+    except BlockingIOError:
+        pass
+    except OSError:
+        buf.clear()
+
+
 def set_nonblocking(fd: int) -> None:
     os.set_blocking(fd, False)
 
@@ -190,13 +201,7 @@ class Pty(Output):
 
     def on_event(self, ev: int) -> None:
         if ev & OUT and self.buf:
-            try:
-                n = os.write(self.fd, self.buf)
-                del self.buf[:n]
-            except BlockingIOError:
-                pass
-            except OSError:
-                self.buf.clear()
+            write_some(self.fd, self.buf)
         if ev & (IN | ERRMASK) and not self.eof:
             try:
                 data = os.read(self.fd, 65536)
@@ -240,13 +245,7 @@ class Input:
             self.shim.watch(self)
 
     def on_event(self, ev: int) -> None:
-        try:
-            n = os.write(self.fd, self.buf)
-            del self.buf[:n]
-        except BlockingIOError:
-            return
-        except OSError:
-            self.buf.clear()
+        write_some(self.fd, self.buf)
         if not self.buf and self.closing:
             self.close()
 

@@ -1,8 +1,8 @@
 """Snapshotters after containerd's model: a snapshot is a directory tree named by a key,
 Active (writable, from Prepare), View (read-only, from View) or Committed (immutable, from
 Commit, and the only kind that can be a parent). Snapshotters return mount descriptions
-and never mount; whoever needs the tree mounts them (or, to apply a layer, writes to the
-directories the description names).
+and never mount; whoever needs the tree mounts them (`mount_all`; or, to apply a layer,
+writes to the directories the description names).
 """
 
 from __future__ import annotations
@@ -52,6 +52,23 @@ class Mount:
             if o.startswith(prefix):
                 return o[len(prefix):]
         return None
+
+
+def mount_all(mounts: list[Mount], target: str) -> None:
+    """Mount a snapshot's `mounts` on `target` (created if missing), in order, as
+    containerd's mount.All."""
+    import os
+
+    from pallet.linux.mount import MountOptions, bind, finish_bind, mount_fs
+
+    os.makedirs(target, exist_ok=True)
+    for m in mounts:
+        opts = MountOptions(m.options)
+        if m.type == "bind":
+            bind(m.source, target, opts)
+            finish_bind(target, opts)
+        else:
+            mount_fs(m.source, target, m.type, opts)
 
 
 class Snapshotter(Protocol):

@@ -225,7 +225,7 @@ async def commit(request: web.Request) -> web.Response:
     # layer is one moment of its files
     paused = qbool(request, "pause", True) and c.running and not c.state.get("Paused")
     if paused:
-        rc, _ = await d.runtime_output(c, "pause", c.id)
+        rc, _, _ = await d.containers.runtime(c, "pause", c.id)
         if rc != 0:
             log.warning("commit of %s: the runtime could not pause it; committing it running",
                         c.id[:12])
@@ -238,7 +238,7 @@ async def commit(request: web.Request) -> web.Response:
             config=config if isinstance(config, dict) else None)
     finally:
         if paused:
-            rc, _ = await d.runtime_output(c, "resume", c.id)
+            rc, _, _ = await d.containers.runtime(c, "resume", c.id)
             if rc != 0:
                 log.error("commit of %s: the runtime could not resume it", c.id[:12])
     d.containers.publish(c, "commit", comment=request.query.get("comment") or "")
