@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import stat
@@ -27,7 +28,7 @@ def disk_usage(path: str) -> Usage:
     return u
 
 
-class BaseSnapshotter:
+class BaseSnapshotter(abc.ABC):
     name = "base"
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -94,11 +95,14 @@ class BaseSnapshotter:
 
     # --- per-driver ----------------------------------------------------------------------
 
+    @abc.abstractmethod
     def mounts(self, key: str) -> list[Mount]:
-        raise NotImplementedError
+        """The mount description of snapshot `key` (overlay or bind)."""
 
+    @abc.abstractmethod
     def _populate(self, d: str, parent: str | None) -> None:
-        raise NotImplementedError
+        """Make new snapshot directory `d` over `parent` (native copies the parent; overlay
+        makes its fs/ and work/)."""
 
-    def _committed(self, d: str) -> None:
-        pass
+    def _committed(self, d: str) -> None:  # noqa: B027 - a hook: most drivers do nothing
+        """After a commit of directory `d` (overlay drops its work dir)."""

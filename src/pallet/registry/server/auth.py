@@ -10,6 +10,7 @@ with the account name or raises UNAUTHORIZED (with the challenge to answer) or D
 
 from __future__ import annotations
 
+import abc
 import base64
 import fnmatch
 import hashlib
@@ -116,9 +117,12 @@ def _read_only(need: list[Scope]) -> bool:
     return all(set(s.actions) <= {PULL} for s in need)
 
 
-class Authorizer:
+class Authorizer(abc.ABC):
+    """How a request proves who it is: none, htpasswd or a bearer token (the subclasses)."""
+
+    @abc.abstractmethod
     def authorize(self, headers: Mapping[str, str], need: list[Scope]) -> Identity:
-        raise NotImplementedError
+        """The identity `headers` prove, allowed `need`; raises otherwise."""
 
 
 class NoAuth(Authorizer):
