@@ -17,6 +17,8 @@ SYS_capget = 125
 SYS_capset = 126
 SYS_close_range = 436
 SYS_openat2 = 437
+SYS_seccomp = 317
+SECCOMP_SET_MODE_FILTER = 1
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -139,3 +141,23 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.syscall(SYS_capset, ctypes.byref(hdr), data), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(flags: int, program: bytes) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): install a classic BPF program
+    (8-byte instructions) in the calling thread; returns the syscall's result (the listener
+    fd with SECCOMP_FILTER_FLAG_NEW_LISTENER)."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    return _check(_libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags),
+                                ctypes.byref(prog)), "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+def seccomp_flag_known(flags: int) -> bool:
+    """Whether the kernel knows these filter flags (EFAULT on a NULL program, not EINVAL)."""
+    _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), None)
+    return ctypes.get_errno() == 14

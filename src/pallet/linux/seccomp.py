@@ -1,8 +1,9 @@
 """`linux.seccomp` (config-linux.md#seccomp) through Debian's libseccomp.so.2, by ctypes.
 
 The library is opened lazily: `validate` runs in the runtime's parent without it, and the
-init opens it through `prepare` while the host's /usr/lib is still reachable (before
-pivot_root), then calls `Filter.load` as late as the configuration allows.
+init compiles the profile to BPF through `prepare` while the host's /usr/lib is still
+reachable (before pivot_root), or finds the program in the runtime's cache, then calls
+`Filter.load` (seccomp(2) itself) as late as the configuration allows.
 
 Semantics follow runc (libcontainer/seccomp): the native architecture is always in the
 filter; syscall names libseccomp does not know are skipped; a rule whose action equals the
@@ -20,7 +21,13 @@ import ctypes
 import os
 import sys
 
-from pallet.errors import FailedPrecondition, InvalidArgument, SystemError_, Unavailable
+from pallet.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PalletError,
+    SystemError_,
+    Unavailable,
+)
 
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
 
@@ -76,19 +83,19 @@ ARCHES = (
 
 # enum scmp_filter_attr.
 _FLTATR_CTL_NNP = 3
-_FLTATR_CTL_TSYNC = 4
-_FLTATR_CTL_LOG = 6
-_FLTATR_CTL_SSB = 7
 _FLTATR_CTL_OPTIMIZE = 8
 _FLTATR_API_SYSRAWRC = 9
-_FLTATR_CTL_WAITKILL = 10  # libseccomp >= 2.6.0
 
-# seccomp(2) flag -> (attribute, the libseccomp version that has it).
+# seccomp(2)'s filter flags (linux/seccomp.h), passed to the kernel as they are.
+_FILTER_FLAG_TSYNC = 1
+_FILTER_FLAG_NEW_LISTENER = 8
+_FILTER_FLAG_TSYNC_ESRCH = 16
+_FILTER_FLAG_WAIT_KILLABLE_RECV = 32
 FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": (_FLTATR_CTL_TSYNC, (2, 2, 0)),
-    "SECCOMP_FILTER_FLAG_LOG": (_FLTATR_CTL_LOG, (2, 4, 0)),
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (_FLTATR_CTL_SSB, (2, 5, 0)),
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (_FLTATR_CTL_WAITKILL, (2, 6, 0)),
+    "SECCOMP_FILTER_FLAG_TSYNC": _FILTER_FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": 2,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": _FILTER_FLAG_WAIT_KILLABLE_RECV,
 }
 
 _NR_SCMP_ERROR = -1
@@ -135,9 +142,8 @@ def _library() -> Any:
         "seccomp_attr_set": (c_int, [ctx, c_int, u32]),
         "seccomp_syscall_resolve_name": (c_int, [ctypes.c_char_p]),
         "seccomp_rule_add_array": (c_int, [ctx, u32, c_int, c_uint, ctypes.POINTER(_ArgCmp)]),
-        "seccomp_load": (c_int, [ctx]),
-        "seccomp_notify_fd": (c_int, [ctx]),
         "seccomp_export_pfc": (c_int, [ctx, c_int]),
+        "seccomp_export_bpf": (c_int, [ctx, c_int]),
     }
     for name, (restype, argtypes) in protos.items():
         fn = getattr(lib, name)
@@ -275,60 +281,78 @@ def _action(name: str, errno_ret: int | None) -> int:
 
 
 class Filter:
-    """A built libseccomp context, not yet in the kernel. `load` installs it in the calling
-    thread (once); `release` frees it without loading."""
+    """A filter compiled to classic BPF (libseccomp's code generator), not yet in the
+    kernel. `load` installs it in the calling thread with seccomp(2), once."""
 
-    def __init__(self, ctx: int, notify: bool) -> None:
-        self._ctx: int | None = ctx
+    def __init__(self, program: bytes, flags: int, notify: bool) -> None:
+        self.program: bytes | None = program
+        self.flags = flags
         self.notify = notify
 
     def load(self) -> int | None:
-        """seccomp_load. Returns the notification listener fd (O_CLOEXEC, the caller's to
-        close) when a rule uses SCMP_ACT_NOTIFY, else None."""
-        lib, ctx = _library(), self._ctx
-        if ctx is None:
-            raise SystemError_("linux.seccomp: the filter was already loaded or released")
-        try:
-            rc = lib.seccomp_load(ctx)
-            if rc < 0:
-                raise SystemError_(f"linux.seccomp: loading the filter: {os.strerror(-rc)}"
-                                   + (" (without noNewPrivileges it needs CAP_SYS_ADMIN)"
-                                      if -rc == 13 else ""))
-            if not self.notify:
-                return None
-            return _check(lib.seccomp_notify_fd(ctx), "seccomp_notify_fd")
-        finally:
-            self.release()
+        """Returns the notification listener fd (O_CLOEXEC, the caller's to close) when a
+        rule uses SCMP_ACT_NOTIFY, else None."""
+        from pallet.linux import libc
 
-    def pfc(self) -> str:
-        """The filter as libseccomp's pseudo-filter-code text (for debugging and tests)."""
-        if self._ctx is None:
+        program, self.program = self.program, None
+        if program is None:
             raise SystemError_("linux.seccomp: the filter was already loaded or released")
-        fd = os.memfd_create("seccomp-pfc", os.MFD_CLOEXEC)
+        flags = self.flags
+        if self.notify:
+            flags |= _FILTER_FLAG_NEW_LISTENER
+            if flags & _FILTER_FLAG_TSYNC:
+                flags |= _FILTER_FLAG_TSYNC_ESRCH  # the kernel refuses TSYNC alone with it
+        else:
+            flags &= ~_FILTER_FLAG_WAIT_KILLABLE_RECV  # only means something to a listener
         try:
-            _check(_library().seccomp_export_pfc(self._ctx, fd), "seccomp_export_pfc")
-            os.lseek(fd, 0, os.SEEK_SET)
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-            return b"".join(chunks).decode()
-        finally:
-            os.close(fd)
+            fd = libc.seccomp_set_mode_filter(flags, program)
+        except OSError as e:
+            hint = (" (without noNewPrivileges it needs CAP_SYS_ADMIN)" if e.errno == 13
+                    else f" (flags {flags:#x}: this kernel may not know one)"
+                    if e.errno == 22 and flags else "")
+            raise SystemError_(f"linux.seccomp: loading the filter: "
+                               f"{os.strerror(e.errno or 0)}{hint}") from None
+        return fd if self.notify else None
 
     def release(self) -> None:
-        if self._ctx is not None:
-            _library().seccomp_release(self._ctx)
-            self._ctx = None
-
-    def __del__(self) -> None:
-        if self._ctx is not None and _lib is not None:
-            _lib.seccomp_release(self._ctx)
-            self._ctx = None
+        self.program = None
 
 
-def prepare(seccomp: dict[str, Any]) -> Filter:
-    """Validate and build the filter (opens libseccomp). Call it before pivot_root."""
+def prepare(seccomp: dict[str, Any], cache_dir: str | None = None) -> Filter:
+    """Validate and compile the filter; call it while the host's libseccomp is reachable
+    (before pivot_root). libseccomp's compilation of a profile like docker's takes ~12 ms
+    (rules added one by one through ctypes, then its BPF generator); the program depends only
+    on the profile, the library and the machine, so with `cache_dir` it is kept there and
+    the next container with the same profile loads it without libseccomp."""
     validate(seccomp)
+    flags = 0
+    for flag in seccomp.get("flags") or []:
+        flags |= FLAGS[flag]
+    notify = uses_notify(seccomp)
+    path = _cache_path(cache_dir, seccomp) if cache_dir else None
+    program = _cached(path) if path else None
+    if program is None:
+        program, lib_id = _compile(seccomp)
+        if path:
+            _store(path, lib_id, program)
+    return Filter(program, flags, notify)
+
+
+def pfc(seccomp: dict[str, Any]) -> str:
+    """The filter as libseccomp's pseudo-filter-code text (for debugging and tests)."""
+    return _export(seccomp, "seccomp_export_pfc").decode()
+
+
+def _compile(seccomp: dict[str, Any]) -> tuple[bytes, str]:
+    """The BPF program, and the identity of the libseccomp that generated it."""
+    program = _export(seccomp, "seccomp_export_bpf")
+    if not program or len(program) % 8:
+        raise SystemError_(f"linux.seccomp: libseccomp generated a program of "
+                           f"{len(program)} bytes")
+    return program, _library_id()
+
+
+def _export(seccomp: dict[str, Any], how: str) -> bytes:
     lib = _library()
     f = "linux.seccomp"
     default = _action(seccomp["defaultAction"], seccomp.get("defaultErrnoRet"))
@@ -337,13 +361,91 @@ def prepare(seccomp: dict[str, Any]) -> Filter:
         raise InvalidArgument(f"{f}.defaultAction: libseccomp {_version_text()} refuses "
                               f"{seccomp['defaultAction']} on this kernel (API level "
                               f"{lib.seccomp_api_get()})")
-    flt = Filter(ctx, uses_notify(seccomp))
+    fd = -1
     try:
         _build(lib, ctx, seccomp)
-    except BaseException:
-        flt.release()
-        raise
-    return flt
+        fd = os.memfd_create("seccomp", os.MFD_CLOEXEC)
+        _check(getattr(lib, how)(ctx, fd), how)
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        lib.seccomp_release(ctx)
+
+
+# --- the compiled-program cache ---------------------------------------------------------------
+
+_CACHE_FORMAT = b"pallet-seccomp-bpf 1"
+_MAX_PROGRAM = 4096 * 8  # BPF_MAXINSNS instructions of 8 bytes
+
+
+def _cache_path(cache_dir: str, seccomp: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    u = os.uname()
+    key = hashlib.sha256(b"\0".join((
+        _CACHE_FORMAT, u.machine.encode(), u.release.encode(),
+        json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()))).hexdigest()
+    return os.path.join(cache_dir, key + ".bpf")
+
+
+def _library_id() -> str:
+    """The loaded libseccomp's path, inode, size and mtime: a library upgrade invalidates
+    the programs it generated."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split(maxsplit=5)[-1].strip()
+            if "/libseccomp.so" in path:
+                st = os.stat(path)
+                return f"{path} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+    return ""
+
+
+def _cached(path: str) -> bytes | None:
+    """The program in the cache file, if it is there, well-formed and generated by the
+    libseccomp installed now."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_PROGRAM + 4096)
+    except OSError:
+        return None
+    head, sep, program = data.partition(b"\n")
+    parts = head.split(b" ")
+    if (not sep or len(parts) != 6 or b" ".join(parts[:2]) != _CACHE_FORMAT
+            or not program or len(program) % 8 or len(program) > _MAX_PROGRAM):
+        return None
+    try:
+        st = os.stat(parts[2])
+    except OSError:
+        return None
+    if parts[3:] != [str(v).encode() for v in (st.st_ino, st.st_size, st.st_mtime_ns)]:
+        return None
+    return program
+
+
+def _store(path: str, lib_id: str, program: bytes) -> None:
+    """Best effort (a read-only or foreign-owned root only costs the compilation)."""
+    if not lib_id:
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, _CACHE_FORMAT + b" " + lib_id.encode() + b"\n" + program)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _build(lib: Any, ctx: int, seccomp: dict[str, Any]) -> None:
@@ -360,15 +462,6 @@ def _build(lib: Any, ctx: int, seccomp: dict[str, Any]) -> None:
         rc = lib.seccomp_arch_add(ctx, token)
         if rc < 0 and -rc != 17:  # EEXIST: the native architecture is always there
             _check(rc, f"architectures[{i}] {arch}: seccomp_arch_add")
-    for i, flag in enumerate(seccomp.get("flags") or []):
-        attr, since = FLAGS[flag]
-        if version() < since:
-            raise InvalidArgument(f"{f}.flags[{i}]: {flag} needs libseccomp >= "
-                                  f"{'.'.join(map(str, since))} (this is {_version_text()})")
-        rc = lib.seccomp_attr_set(ctx, attr, 1)
-        if rc < 0:
-            raise InvalidArgument(f"{f}.flags[{i}]: {flag} is not supported here: "
-                                  f"{os.strerror(-rc)}")
     syscalls = seccomp.get("syscalls") or []
     if sum(len(c["names"]) for c in syscalls) > _OPTIMIZE_ABOVE:
         lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)  # best effort, as runc
@@ -402,7 +495,7 @@ def _conditions(args: list[dict[str, Any]]) -> list[list[_ArgCmp]]:
 
 
 def load(seccomp: dict[str, Any]) -> int | None:
-    """Build and load in one go (a process that keeps the host's filesystem)."""
+    """Compile and load in one go (a process that keeps the host's filesystem)."""
     return prepare(seccomp).load()
 
 
@@ -438,11 +531,16 @@ def send_to_listener(listener_path: str, fd: int, state: dict[str, Any],
 
 def features() -> dict[str, Any]:
     """The `linux.seccomp` part of `features` (features-linux.md)."""
+    from pallet.linux import libc
+
     try:
-        have = version()
-    except OSError:
+        version()
+    except (OSError, PalletError):
         return {"enabled": False}
-    supported = [f for f, (_, need) in FLAGS.items() if have >= need]
+    # a flag the kernel knows fails on the NULL program with EFAULT, an unknown one with
+    # EINVAL (libseccomp's probe); WAIT_KILLABLE_RECV is only valid with a listener
+    supported = [f for f, v in FLAGS.items() if libc.seccomp_flag_known(
+        v | (_FILTER_FLAG_NEW_LISTENER if v == _FILTER_FLAG_WAIT_KILLABLE_RECV else 0))]
     return {
         "enabled": True,
         "actions": sorted(ACTIONS),

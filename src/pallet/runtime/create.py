@@ -452,7 +452,7 @@ def _init(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
     if linux.get("seccomp"):
         from pallet.linux import seccomp
 
-        flt = seccomp.prepare(linux["seccomp"])
+        flt = seccomp.prepare(linux["seccomp"], st.seccomp_cache)
     setup.prepare()
     # runc creates a missing cwd (as root, before the user switch).
     paths.mkdir_all_in_root(setup.rootfs, proc["cwd"])

@@ -202,7 +202,7 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
                 raise errors.InvalidArgument(
                     "exec into a container whose seccomp uses SCMP_ACT_NOTIFY is not "
                     "supported yet")
-            flt = seccomp.prepare(sc)
+            flt = seccomp.prepare(sc, st.seccomp_cache)
         # After setns(mnt) the host's Python library is out of reach.
         if proc.get("terminal"):
             import fcntl  # noqa: F401

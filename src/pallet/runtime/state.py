@@ -90,6 +90,12 @@ class ContainerState:
     def config(self) -> dict[str, Any]:
         return self.record["config"]
 
+    @property
+    def seccomp_cache(self) -> str:
+        """Compiled seccomp programs, shared by the containers of this root (a name no
+        container id can take)."""
+        return os.path.join(self.root, "@seccomp")
+
     @classmethod
     def load(cls, root: str, container_id: str) -> ContainerState:
         check_id(container_id)
