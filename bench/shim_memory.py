@@ -51,8 +51,8 @@ def pids_with(needle: bytes, also: bytes = b"") -> list[int]:
         except OSError:
             continue
         if needle in cmd and also in cmd:
-            try:  # palletd's standby shim (still reading its arguments on a pipe) serves none
-                if b"--standby" in cmd and os.readlink(f"/proc/{p}/fd/0").startswith("pipe:"):
+            try:  # palletd's shim zygote (reading requests on a socket) serves none
+                if os.readlink(f"/proc/{p}/fd/0").startswith("socket:"):
                     continue
             except OSError:
                 continue

@@ -190,15 +190,16 @@ class Palletd:
         return out
 
     def shim_pids(self) -> list[int]:
-        """The shims serving containers: not the standby one, which still reads its
-        arguments from palletd on a pipe (a serving shim has /dev/null there)."""
+        """The shims serving containers: not the zygote they are forked from, which reads
+        palletd's requests on a socket (a serving shim has /dev/null there)."""
         out = []
         for pid in self.our_pids():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"pallet.shim.main" not in f.read():
+                    cmd = f.read()
+                    if b"pallet.shim.main" not in cmd and b"pallet-shim" not in cmd:
                         continue
-                if os.readlink(f"/proc/{pid}/fd/0").startswith("pipe:"):
+                if os.readlink(f"/proc/{pid}/fd/0").startswith("socket:"):
                     continue
             except OSError:
                 continue

@@ -38,7 +38,7 @@ from pallet.daemon.images import Images, parse_time
 from pallet.daemon.mounts import views as mount_views
 from pallet.daemon.networks import Networks
 from pallet.daemon.sandbox import Sandboxes
-from pallet.daemon.shims import LaunchSpec, Shim, Standby, launch
+from pallet.daemon.shims import LaunchSpec, Shim, Zygote, launch
 from pallet.daemon.store import ContainerStore
 from pallet.daemon.streams import Client, pump
 from pallet.daemon.volumes import Volumes
@@ -137,7 +137,7 @@ class Containers:
         self.by_id: dict[str, Container] = {}
         self.volumes = Volumes(cfg.root, events, self)
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.standby = Standby(os.path.join(cfg.exec_root, "shims"))
+        self.zygote = Zygote(os.path.join(cfg.exec_root, "shims"))
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.storage, fn, *args)
@@ -429,7 +429,7 @@ class Containers:
             runtime_in_process=self.cfg.runtime_in_process(runtime_name))
         try:
             shim, pid = await launch(ls, os.path.join(self.cfg.exec_root, "shims",
-                                                       c.id + ".log"), self.standby)
+                                                       c.id + ".log"), self.zygote)
         except PalletError as e:
             await self.blocking(self._unmount_rootfs, c)
             await self.sandboxes.down(c)
@@ -727,7 +727,7 @@ class Containers:
             self.sandboxes.pending)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.networks.release_stale, running)
-        loop.run_in_executor(None, self.standby.fill)  # ready for the first start
+        loop.run_in_executor(None, self.zygote.fill)  # ready for the first start
 
     async def _recover_one(self, c: Container) -> None:
         st = c.state
@@ -766,7 +766,7 @@ class Containers:
         the next palletd). Network releases under way are finished first."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.sandboxes.settle(), 30)
-        await asyncio.get_running_loop().run_in_executor(None, self.standby.close)
+        await asyncio.get_running_loop().run_in_executor(None, self.zygote.close)
         for t in list(self.tasks):
             t.cancel()
         for c in self.by_id.values():

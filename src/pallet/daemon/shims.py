@@ -1,8 +1,9 @@
 """palletd's side of pallet-shim: launching one, and its local protocol (`pallet.shim.wire`).
 
-A shim is started with `subprocess.Popen` (fork+exec in C, no `preexec_fn`) in its own
-session, as `python -I -S -c <boot>`: isolated from the environment and without `site`, it
-imports only what the shim needs. Popen (not asyncio's subprocess transport, which kills a
+Shims are forked from a zygote (`Zygote`), itself started with `subprocess.Popen`
+(fork+exec in C, no `preexec_fn`) in its own session, as `python -I -S -c <boot>`: isolated
+from the environment and without `site`, it imports only what shims need. Without a live
+zygote a shim is started the same way. Popen (not asyncio's subprocess transport, which kills a
 running child when it is closed or collected) so that a shim outlives palletd.
 """
 
@@ -12,8 +13,10 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -111,74 +114,102 @@ class Shim:
                 self.popen.wait(timeout=5)
 
 
-class Standby:
-    """One shim started ahead of need (`--standby`): interpreter up, modules imported,
-    waiting on its stdin for the arguments of the container it will serve. A start takes it
-    (the interpreter's start-up is off the start's critical path) and a new one is started
-    in the background. It exits at EOF on its stdin: when palletd goes, so does it."""
+class Zygote:
+    """The process every shim is forked from (`--zygote`): an interpreter with the shim's
+    and the runtime's modules imported, reading requests on a SOCK_SEQPACKET socket (its
+    stdin). A request is a shim's arguments with the write end of a pipe; the forked shim
+    answers `ok <pid>` on it. The shim's start-up is off a container's start, and the shims
+    share the zygote's memory. It exits at EOF on its socket: when palletd goes, so does it
+    (its shims stay). palletd itself still never forks without exec."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker  # a path of this daemon's, so its processes can be found
         self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()
 
     def fill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", BOOT, "--standby", self.marker],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, cwd="/")
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return
+            self._close()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", BOOT, "--zygote", self.marker],
+                    stdin=theirs, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True, close_fds=True, cwd="/")
+            except OSError:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            self.sock = ours
 
-    def take(self, argv: list[str]) -> subprocess.Popen[bytes] | None:
-        """The standby shim given `argv` (a LaunchSpec's, after the interpreter's), or None
-        when there is none alive."""
-        p, self.proc = self.proc, None
-        if p is None or p.poll() is not None or p.stdin is None:
-            return None
-        try:
-            p.stdin.write(json.dumps(argv).encode() + b"\n")
-            p.stdin.close()
-        except OSError:
-            return None
-        return p
+    def fork(self, argv: list[str]) -> int | None:
+        """Ask for a shim with `argv` (a LaunchSpec's, after the interpreter's); returns
+        the read end of the pipe its answer comes on, or None without a live zygote."""
+        with self.lock:
+            if self.sock is None or self.proc is None or self.proc.poll() is not None:
+                return None
+            r, w = os.pipe2(os.O_CLOEXEC)
+            try:
+                socket.send_fds(self.sock, [json.dumps(argv).encode()], [w])
+            except OSError:
+                os.close(r)
+                return None
+            finally:
+                os.close(w)
+            return r
 
-    def close(self) -> None:
+    def _close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()  # EOF: it exits
+            self.sock = None
         p, self.proc = self.proc, None
-        if p is not None and p.stdin is not None:
-            with contextlib.suppress(OSError):
-                p.stdin.close()  # EOF: it exits
+        if p is not None:
             with contextlib.suppress(Exception):
                 p.wait(timeout=5)
 
+    def close(self) -> None:
+        with self.lock:
+            self._close()
 
-async def launch(spec: LaunchSpec, stderr_path: str, standby: Standby | None = None
+
+async def launch(spec: LaunchSpec, stderr_path: str, zygote: Zygote | None = None
                  ) -> tuple[Shim, int]:
     """Start a shim (which runs `<runtime> create`); returns it and the container's pid."""
     os.makedirs(spec.dir, exist_ok=True)
     os.makedirs(os.path.dirname(spec.socket), exist_ok=True)
     loop = asyncio.get_running_loop()
     argv = spec.argv()
+    p: subprocess.Popen[bytes] | None = None
     # the shim's own arguments: what follows `python -I -S -c BOOT`
-    p = standby.take([*argv[5:], "--stderr", stderr_path]) if standby else None
-    if standby is not None:
-        loop.run_in_executor(None, standby.fill)
-    if p is None:
+    r = zygote.fork([*argv[5:], "--stderr", stderr_path]) if zygote else None
+    if r is not None:
+        out = os.fdopen(r, "rb")
+    else:
+        if zygote is not None:
+            loop.run_in_executor(None, zygote.fill)
         with open(stderr_path, "ab") as err:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=err, start_new_session=True, close_fds=True, cwd="/")
-    assert p.stdout is not None
+        assert p.stdout is not None
+        out = p.stdout
     try:
-        line = await asyncio.wait_for(loop.run_in_executor(None, p.stdout.readline),
+        line = await asyncio.wait_for(loop.run_in_executor(None, out.readline),
                                       LAUNCH_TIMEOUT)
     except TimeoutError:
-        p.kill()
-        await loop.run_in_executor(None, p.wait)
+        if p is not None:
+            p.kill()
+            await loop.run_in_executor(None, p.wait)
         raise SystemError_(f"shim for {spec.id[:12]} did not start in time") from None
     finally:
-        p.stdout.close()
+        out.close()
     text = line.decode(errors="replace").strip()
     if not text.startswith("ok "):
-        await loop.run_in_executor(None, p.wait)
+        if p is not None:
+            await loop.run_in_executor(None, p.wait)
         msg = text[6:] if text.startswith("error ") else (text or "the shim exited")
         raise SystemError_(msg)
     return Shim(spec.socket, p), int(text.split()[1])

@@ -599,10 +599,7 @@ class Shim:
         finally:
             lsock.close()
             os.unlink(path)
-        fds = [int.from_bytes(data[i:i + 4], sys.byteorder)
-               for level, kind, data in anc
-               if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-               for i in range(0, len(data) - len(data) % 4, 4)]
+        fds = received_fds(anc)
         if not fds:
             raise RuntimeError("no pty master arrived on the console socket")
         master = fds[0]
@@ -825,27 +822,110 @@ def runtime_error(log: str) -> str:
     return ""
 
 
-def standby_args() -> list[str]:
-    """`--standby <marker>`: wait for the arguments on stdin (one JSON list), or exit at EOF
-    (palletd went away before it needed this shim)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(0, 65536)
-        if not chunk:
+# what a create, start, delete or exec in a fork of the shim imports: loaded once in the
+# zygote, shared by every shim forked from it
+RUNTIME_MODULES = ("json", "pallet.cli.runtime.main", "pallet.cli.runtime.verbs",
+                   "pallet.runtime.create", "pallet.runtime.container", "pallet.runtime.exec",
+                   "pallet.cgroups.v1", "pallet.cgroups.v2", "pallet.linux.seccomp")
+
+
+def received_fds(anc: list[tuple[int, int, bytes]]) -> list[int]:
+    return [int.from_bytes(data[i:i + 4], sys.byteorder)
+            for level, kind, data in anc
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+            for i in range(0, len(data) - len(data) % 4, 4)]
+
+
+def set_title(title: str) -> None:
+    """Rewrite what /proc/PID/cmdline shows (a forked shim would otherwise show the
+    zygote's command line), within the bytes the kernel gave the original argv: through
+    /proc/self/mem, since prctl(PR_SET_MM) needs CAP_SYS_RESOURCE."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (48, 49)
+        raw = title.replace(" ", "\0").encode()[:end - start - 1]
+        fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, raw.ljust(end - start, b"\0"), start)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        pass  # cosmetic
+
+
+def zygote() -> None:
+    """`--zygote <marker>`: the template every shim is forked from. palletd keeps one, its
+    stdin a SOCK_SEQPACKET socket: each message is a shim's arguments (a JSON list) with the
+    write end of a pipe for the shim's `ok <pid>` line. Forking a resident interpreter
+    takes the shim's start-up and the runtime's imports off a container's start, and the
+    shims share the zygote's pages (interpreter, modules) copy-on-write instead of each
+    holding its own copy. It exits at EOF: when palletd goes, so does it; the shims stay."""
+    import gc
+
+    for name in RUNTIME_MODULES:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    # what is imported now is never collected: the collector must not write into (and so
+    # unshare) the pages of these objects in every shim
+    gc.collect()
+    gc.freeze()
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)  # shims are reaped by the kernel
+    ctl = _socket.socket(fileno=0)
+    while True:
+        msg, anc, _flags, _addr = ctl.recvmsg(65536, _socket.CMSG_SPACE(4 * 4))
+        fds = received_fds(anc)
+        if not msg and not fds:
             os._exit(0)
-        data += chunk
-    argv = wire.loads(data)
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-        os._exit(2)
-    return argv
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            continue
+        if os.fork() == 0:
+            shim_child(ctl, msg, fds[0])
+        os.close(fds[0])
+
+
+def shim_child(ctl: _socket.socket, msg: bytes, result_fd: int) -> None:
+    """A shim forked from the zygote: its own session, stdin /dev/null, stdout the pipe
+    palletd reads `ok <pid>` or `error <msg>` from."""
+    code = 1
+    try:
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        ctl.detach()
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(result_fd, 1)
+        os.close(null)
+        os.close(result_fd)
+        os.setsid()
+        argv = wire.loads(msg)
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise ValueError("the shim's arguments are not a list of strings")
+        if "--dir" in argv[:-1]:  # the directory names the container
+            set_title(f"pallet-shim {argv[argv.index('--dir') + 1]}")
+        run(argv)
+        code = 0
+    except BaseException as e:  # nothing of this child may return into the zygote's loop
+        try:
+            os.write(1, f"error pallet-shim: {e}\n".encode())
+        except OSError:
+            pass
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--standby"]:
-        argv = standby_args()
+    if argv[:1] == ["--zygote"]:
+        zygote()
+    run(argv)
+
+
+def run(argv: list[str]) -> None:
     args = Args(argv)
-    if args.stderr:  # a standby shim learns its log only now
+    if args.stderr:  # a forked shim learns its log only now
         fd = os.open(args.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                      0o644)
         os.dup2(fd, 2)
