@@ -68,8 +68,9 @@ def leftovers(palletd) -> dict[str, list[str]]:
     finally:
         svc.close()
     rroot = Path(palletd.exec_root, "runtime")
+    # (pallet-runtime's @seccomp holds compiled filters shared by containers, no state)
     runtime = [str(p) for d in (rroot.iterdir() if rroot.exists() else []) for p in
-               d.iterdir() if p.is_dir()]
+               d.iterdir() if p.is_dir() and p.name != "@seccomp"]
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f
                   if line.split()[4].startswith(palletd.exec_root + "/build")]
