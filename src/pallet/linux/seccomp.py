@@ -384,11 +384,15 @@ _MAX_PROGRAM = 4096 * 8  # BPF_MAXINSNS instructions of 8 bytes
 
 
 def _cache_path(cache_dir: str, seccomp: dict[str, Any]) -> str:
-    import hashlib
     import json
 
+    try:
+        from _sha256 import sha256  # hashlib would load OpenSSL: ~3 ms on every create
+    except ImportError:
+        from hashlib import sha256
+
     u = os.uname()
-    key = hashlib.sha256(b"\0".join((
+    key = sha256(b"\0".join((
         _CACHE_FORMAT, u.machine.encode(), u.release.encode(),
         json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()))).hexdigest()
     return os.path.join(cache_dir, key + ".bpf")

@@ -826,7 +826,8 @@ def runtime_error(log: str) -> str:
 # zygote, shared by every shim forked from it
 RUNTIME_MODULES = ("json", "pallet.cli.runtime.main", "pallet.cli.runtime.verbs",
                    "pallet.runtime.create", "pallet.runtime.container", "pallet.runtime.exec",
-                   "pallet.cgroups.v1", "pallet.cgroups.v2", "pallet.linux.seccomp")
+                   "pallet.cgroups.v1", "pallet.cgroups.v2", "pallet.linux.seccomp",
+                   "_sha256")
 
 
 def received_fds(anc: list[tuple[int, int, bytes]]) -> list[int]:
