@@ -135,10 +135,44 @@ class Manager:
             pass
         return False
 
-    def add(self, pid: int) -> None:
-        for path in self.paths.values():
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
+    def add(self, pid: int, v1: bool = True, v2: bool = True) -> None:
+        for name, path in self.paths.items():
+            if v1 if name else v2:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+
+    def fork(self) -> tuple[int, bool]:
+        """os.fork() for a child that is to join this cgroup: (pid, whether it was born in
+        the v2 one). The parent writes the pid into the v2 cgroup when the kernel could not
+        clone into it (`add(pid, v1=False)`); the child joins the v1 hierarchies itself
+        (`join_v1`) before it does anything else.
+
+        Why not cgroup.procs everywhere: a write to it takes the kernel's global threadgroup
+        rwsem for writing, and the first writer after the rwsem went idle waits for an RCU
+        grace period (10-20 ms here, on every container start). A single thread moving
+        itself through v1's `tasks` does not take it, nor does a clone into a v2 cgroup."""
+        unified = self.paths.get("")
+        if unified is None:
+            return os.fork(), False
+        from pallet.linux import libc
+
+        try:
+            fd = os.open(unified, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return os.fork(), False
+        try:
+            return libc.fork_into_cgroup(fd), True
+        except OSError:  # a kernel before 5.7, or the clone refused: the classic way
+            return os.fork(), False
+        finally:
+            os.close(fd)
+
+    def join_v1(self) -> None:
+        """Move the calling process, single-threaded, into the v1 hierarchies."""
+        for name, path in self.paths.items():
+            if name:
+                with open(os.path.join(path, "tasks"), "w") as f:
+                    f.write("0")
 
     def pids(self) -> list[int]:
         for path in self.paths.values():

@@ -18,6 +18,7 @@ SYS_capset = 126
 SYS_close_range = 436
 SYS_openat2 = 437
 SYS_seccomp = 317
+SYS_clone3 = 435
 SECCOMP_SET_MODE_FILTER = 1
 
 CLONE_NEWNS = 0x00020000
@@ -28,6 +29,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWTIME = 0x00000080
+CLONE_INTO_CGROUP = 0x200000000
 
 MNT_DETACH = 2
 CLOSE_RANGE_CLOEXEC = 1 << 2
@@ -161,3 +163,39 @@ def seccomp_flag_known(flags: int) -> bool:
     """Whether the kernel knows these filter flags (EFAULT on a NULL program, not EINVAL)."""
     _libc.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), None)
     return ctypes.get_errno() == 14
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2)."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+# The GIL stays held across calls through PyDLL, as os.fork holds it across fork().
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+_pylibc.syscall.restype = ctypes.c_long
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork() with the child born in the cgroup v2 directory `cgroup_fd` (clone3 with
+    CLONE_INTO_CGROUP, Linux >= 5.7): unlike a write to cgroup.procs, it does not take the
+    kernel's threadgroup rwsem for writing. Only for a single-threaded caller: glibc's fork
+    bookkeeping (atfork handlers, the cached tid of the child's thread) is not done; the
+    interpreter's (PyOS_BeforeFork/AfterFork_*) is. Raises OSError when the kernel refuses
+    (older kernels: ENOSYS, E2BIG, EINVAL)."""
+    api = ctypes.pythonapi
+    for name in ("PyOS_BeforeFork", "PyOS_AfterFork_Parent", "PyOS_AfterFork_Child"):
+        getattr(api, name).restype = None
+    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)  # SIGCHLD
+    api.PyOS_BeforeFork()
+    pid = _pylibc.syscall(SYS_clone3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone3(CLONE_INTO_CGROUP): {os.strerror(err)}")
+    return pid

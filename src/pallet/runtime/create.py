@@ -5,9 +5,9 @@ pallet-runtime is a fresh single-threaded interpreter on every call, so it forks
 
   parent (create)                stage-1 (intermediate)            init (container's pid 1)
   ───────────────────────────────────────────────────────────────────────────────────────────
-  fork ───────────────────────▶  (waits)
-  put stage-1 in the cgroup
-  "go" ───────────────────────▶  setns(user) or unshare(NEWUSER)
+  fork (into the v2 cgroup) ──▶  (waits)
+  "go" ───────────────────────▶  join the v1 cgroups,
+                                 setns(user) or unshare(NEWUSER)
          ◀──────────────────────  "idmap"        (a new user namespace only)
   write uid_map, gid_map
   "idmap-done" ───────────────▶  setns(paths), unshare(the rest)
@@ -28,8 +28,9 @@ pallet-runtime is a fresh single-threaded interpreter on every call, so it forks
   started, removes the cgroup and the state directory, and reports the message.
 
 Why this order: the cgroup is joined before any namespace so the kernel charges everything
-from the first page; the user namespace comes first so the other namespaces are owned by it;
-pid and time namespaces only apply to children, hence the second fork.
+from the first page (how it is joined: `Manager.fork`); the user namespace comes first so the
+other namespaces are owned by it; pid and time namespaces only apply to children, hence the
+second fork.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ class _Creation:
                 raise errors.InvalidArgument(f"--preserve-fds: fd {fd} is not open") from None
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        pid, in_v2 = self.cg.fork()
         if pid == 0:
             _child_main(parent_sock, child_sock, st, opts, console, self.cg.paths,
                         self.fifo_fd)
@@ -264,7 +265,7 @@ class _Creation:
         if console is not None and opts.console is None:
             console.close()
         try:
-            self.cg.add(pid)
+            self.cg.add(pid, v1=False, v2=not in_v2)  # v1: the child joins (Manager.fork)
             sync.send(parent_sock, "go")
             self._serve(parent_sock)
         finally:
@@ -384,6 +385,7 @@ def _stage1(sock: _socket.socket, st: ContainerState, opts: CreateOptions,
             console: _socket.socket | None, cgroup_paths: dict[str, str], fifo_fd: int) -> None:
     config = st.config
     sync.expect(sock, "go")
+    Manager(cgroup_paths).join_v1()
     nss = runtime_config.namespaces(config)
     if "user" in nss:
         if nss["user"]:

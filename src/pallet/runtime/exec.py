@@ -3,9 +3,9 @@ same security setup as its init.
 
   parent (exec)                    stage-1                          process (in the pid ns)
   ───────────────────────────────────────────────────────────────────────────────────────
-  fork ─────────────────────────▶  (waits)
-  put stage-1 in the cgroup
-  "go" ─────────────────────────▶  setns(user), setns(the others),
+  fork (into the v2 cgroup) ───▶  (waits)
+  "go" ─────────────────────────▶  join the v1 cgroups,
+                                   setns(user), setns(the others),
                                    setns(mnt) last; fork ───────────▶ console, rlimits, fds,
           ◀──────────────────────  "pid" {pid}; _exit(0)              cwd, user, caps, nnp,
                                                                        seccomp; execve
@@ -138,7 +138,8 @@ def exec_process(st: ContainerState, opts: ExecOptions) -> int:
         parent_sock, child_sock = sync.pair()
         sys.stdout.flush()
         sys.stderr.flush()
-        stage1 = os.fork()
+        cg = Manager(st.record.get("cgroupPaths", {}))
+        stage1, in_v2 = cg.fork()
         if stage1 == 0:
             _child_main(parent_sock, child_sock, st, proc, ns_fds, console, opts)
         child_sock.close()
@@ -149,7 +150,7 @@ def exec_process(st: ContainerState, opts: ExecOptions) -> int:
         console.close()
     pid = 0
     try:
-        Manager(st.record.get("cgroupPaths", {})).add(stage1)
+        cg.add(stage1, v1=False, v2=not in_v2)  # v1: the child joins (Manager.fork)
         sync.send(parent_sock, "go")
         while True:
             msg = sync.recv(parent_sock)
@@ -190,6 +191,7 @@ def _child_main(parent_sock: _socket.socket, sock: _socket.socket, st: Container
     try:
         parent_sock.close()
         sync.expect(sock, "go")
+        Manager(st.record.get("cgroupPaths", {})).join_v1()
         libc.prctl(libc.PR_SET_DUMPABLE, 0)  # see create._init
         tramp = trampoline.sealed_fd()
         # Built before setns(mnt): after it the host's libseccomp is out of reach.
