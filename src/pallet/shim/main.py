@@ -884,8 +884,14 @@ def zygote() -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        if os.fork() == 0:
-            shim_child(ctl, msg, fds[0])
+        try:
+            if os.fork() == 0:
+                shim_child(ctl, msg, fds[0])
+        except OSError as e:  # EAGAIN, ENOMEM: this start fails, the zygote stays
+            try:
+                os.write(fds[0], f"error pallet-shim: fork: {e.strerror}\n".encode())
+            except OSError:
+                pass
         os.close(fds[0])
 
 
