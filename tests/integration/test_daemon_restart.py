@@ -8,6 +8,7 @@ import os
 import signal
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from daemon_support import Palletd, requirements
@@ -116,3 +117,46 @@ def test_restart_policy_across_daemon_restart(palletd):
     d.start()
     d.wait_for(lambda: d.inspect("flaky")["RestartCount"] >= 1, what="restart after recovery")
     d.docker("rm", "-f", "flaky", check=True)
+
+
+def _zygotes(d: Palletd) -> list[int]:
+    """The shim zygote: forked shims share its command line until they rename themselves;
+    it alone reads palletd's requests on a socket."""
+    out = []
+    for pid in d.our_pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"--zygote" not in f.read():
+                    continue
+            if os.readlink(f"/proc/{pid}/fd/0").startswith("socket:"):
+                out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def test_shims_are_forked_from_the_zygote_and_outlive_it(palletd):
+    d = palletd
+    d.docker("run", "-d", "--name", "zy", "busybox", "sleep", "600", check=True)
+    cid = d.inspect("zy")["Id"]
+    (zygote,) = d.wait_for(lambda: _zygotes(d), what="the shim zygote")
+    (shim,) = [p for p in d.shim_pids() if cid.encode() in Path(f"/proc/{p}/cmdline").read_bytes()]
+    with open(f"/proc/{shim}/stat") as f:
+        assert int(f.read().rsplit(") ", 1)[1].split()[1]) == zygote  # ppid
+    with open(f"/proc/{shim}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"pallet-shim",
+                                             f"{d.exec_root}/shims/{cid}".encode()]
+    # a dead zygote costs no start: palletd starts that shim the classic way, and a new one
+    os.kill(zygote, signal.SIGKILL)
+    d.wait_for(lambda: not _alive(zygote), what="the zygote to die")
+    r = d.docker("run", "--rm", "busybox", "echo", "still", check=True)
+    assert r.stdout.strip() == "still"
+    (again,) = d.wait_for(lambda: _zygotes(d), what="a new zygote")
+    assert again != zygote
+    # palletd goes: its zygote follows (EOF on its socket); the shims and containers stay
+    d.kill(signal.SIGTERM)
+    d.wait_for(lambda: not _alive(again), what="the zygote to exit with palletd")
+    assert _alive(shim)
+    d.start()
+    assert d.inspect("zy")["State"]["Running"]
+    d.docker("rm", "-f", "zy", check=True)
