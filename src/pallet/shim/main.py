@@ -867,7 +867,7 @@ def zygote() -> None:
     for name in RUNTIME_MODULES:
         try:
             __import__(name)
-        except ImportError:
+        except Exception:  # a fork imports what it needs, as without a zygote
             pass
     # what is imported now is never collected: the collector must not write into (and so
     # unshare) the pages of these objects in every shim
