@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-import click
+from pallet.cli.pallet import cmdline
 
 SHORT_ID = 12
 _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
@@ -17,7 +17,7 @@ _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 def parse_size(s: str) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", s.strip().lower())
     if not m:
-        raise click.BadParameter(f"invalid size: {s!r}")
+        raise cmdline.BadParameter(f"invalid size: {s!r}")
     return int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
 
 
@@ -70,11 +70,11 @@ def print_rows(rows: list[dict[str, Any]], fmt: str | None, columns: list[str],
     headers = headers or {}
     if fmt == "json":
         for r in rows:
-            click.echo(json.dumps(r))
+            cmdline.echo(json.dumps(r))
         return
     if fmt and fmt != "table" and not fmt.startswith("table "):
         for r in rows:
-            click.echo(render(fmt, r))
+            cmdline.echo(render(fmt, r))
         return
     if fmt and fmt.startswith("table "):
         columns = re.findall(r"\{\{\s*\.(\w+)\s*\}\}", fmt[6:]) or columns
@@ -95,8 +95,8 @@ def print_objects(objs: list[Any], fmt: str | None, failed: bool) -> None:
     when some name was not found (after printing the others, as docker)."""
     if fmt:
         for o in objs:
-            click.echo(render(fmt, o))
+            cmdline.echo(render(fmt, o))
     else:
-        click.echo(json.dumps(objs, indent=4))
+        cmdline.echo(json.dumps(objs, indent=4))
     if failed:
         raise SystemExit(1)
