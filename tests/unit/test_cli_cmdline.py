@@ -350,6 +350,16 @@ def test_lazy_summaries_are_the_commands_docstrings(name):
     assert cmdline._short_help(cmd.help, 1000) == cmdline._short_help(LAZY[name][1], 1000)
 
 
+def test_importing_the_cli_imports_no_heavy_module():
+    out = _fresh("import sys\nbefore = set(sys.modules)\nimport pallet.cli.pallet.main\n"
+                 "print(sorted(set(sys.modules) - before))\n")
+    loaded = eval(out)
+    for heavy in ("click", "typing", "inspect", "enum", "re", "json", "socket", "subprocess",
+                  "urllib.parse", "threading", "dataclasses", "signal", "contextlib"):
+        assert heavy not in loaded, loaded
+    assert all(m == "__future__" or m.startswith("pallet") for m in loaded), loaded
+
+
 def _fresh(code: str) -> str:
     """Run `code` in a new interpreter that imports this pallet."""
     src = os.path.dirname(os.path.dirname(pallet.__file__))

@@ -3,12 +3,8 @@ words, flags and output, as a client of palletd (`pallet.cli.pallet.client`)."""
 
 from __future__ import annotations
 
-import json
-import re
 import sys
-import threading
 import time
-from typing import Any
 
 from pallet.cli.pallet import cmdline, mountflags, term
 from pallet.cli.pallet.client import Client, cid
@@ -20,6 +16,10 @@ from pallet.cli.pallet.fmt import (
     print_rows,
 )
 from pallet.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 CMD = {"help_option_names": ["--help"]}  # -h is --hostname, as in docker
 RUN = {**CMD, "allow_interspersed_args": False}
@@ -248,6 +248,8 @@ class _Wait:
             raw = self.resp.read()
         finally:
             self.conn.close()
+        import json
+
         d = json.loads(raw.strip().splitlines()[-1]) if raw.strip() else {}
         if d.get("Error"):
             raise InvalidArgument(str(d["Error"].get("Message")))
@@ -269,6 +271,8 @@ def attach_stream(c: Client, id_: str, *, tty: bool, stdin: bool, detach_keys: b
     resize = _resize_fn(c, f"/containers/{id_}/resize") if tty else None
     with term.raw_mode(tty and stdin), term.on_resize(resize):
         if tty and (s := term.size()):
+            import threading
+
             threading.Thread(target=lambda: _quiet(resize, *s), daemon=True).start()
         try:
             return term.copy(sock, first, tty_=tty, stdin=stdin, detach_keys=detach_keys)
@@ -482,6 +486,8 @@ def ps_cmd(ctx: cmdline.Context, all_: bool, quiet: bool, filters: tuple[str, ..
 def _since(value: str | None) -> str | None:
     if not value:
         return None
+    import re
+
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
     if m:
         n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
@@ -547,6 +553,8 @@ def exec_cmd(ctx: cmdline.Context, detach: bool, interactive: bool, tty: bool,
     resize = _resize_fn(c, f"/exec/{eid}/resize") if tty else None
     with term.raw_mode(tty and interactive), term.on_resize(resize):
         if tty and (s := term.size()):
+            import threading
+
             threading.Thread(target=lambda: _quiet(resize, *s), daemon=True).start()
         try:
             term.copy(sock, first, tty_=tty, stdin=interactive,

@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from typing import Any
 
 from pallet.cli.pallet import cmdline
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 SHORT_ID = 12
 _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 
 
 def parse_size(s: str) -> int:
+    import re
+
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", s.strip().lower())
     if not m:
         raise cmdline.BadParameter(f"invalid size: {s!r}")
@@ -47,6 +50,8 @@ def _lookup(obj: Any, path: str) -> Any:
 
 def render(template: str, obj: Any) -> str:
     """The small subset of Go templates docker users write: {{.A.B}}, {{json .X}}."""
+    import json
+    import re
 
     def sub(m: re.Match[str]) -> str:
         expr = m.group(1).strip()
@@ -67,6 +72,9 @@ def render(template: str, obj: Any) -> str:
 
 def print_rows(rows: list[dict[str, Any]], fmt: str | None, columns: list[str],
                headers: dict[str, str] | None = None) -> None:
+    import json
+    import re
+
     headers = headers or {}
     if fmt == "json":
         for r in rows:
@@ -93,6 +101,8 @@ def print_rows(rows: list[dict[str, Any]], fmt: str | None, columns: list[str],
 def print_objects(objs: list[Any], fmt: str | None, failed: bool) -> None:
     """`inspect`'s output: a JSON array, or the template once per object; exit status 1
     when some name was not found (after printing the others, as docker)."""
+    import json
+
     if fmt:
         for o in objs:
             cmdline.echo(render(fmt, o))

@@ -4,10 +4,12 @@ validates the rest (`pallet.daemon.mounts`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.fmt import parse_size
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 _BARE_TRUE = ("readonly", "ro", "volume-nocopy", "bind-nonrecursive")
 

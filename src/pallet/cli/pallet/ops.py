@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from typing import Any
 
 from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.client import cid
 from pallet.cli.pallet.containers import CMD, _each, _restart, client
 from pallet.cli.pallet.fmt import SHORT_ID, human_size, parse_size, print_rows
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -110,6 +112,8 @@ def stats_cmd(ctx: cmdline.Context, all_: bool, no_stream: bool, no_trunc: bool,
                 latest[name] = stats_row(s, name, not no_trunc)
         except Exception:
             latest.pop(name, None)  # it went away: drop its row
+
+    import threading
 
     for n in names:
         threading.Thread(target=follow, args=(n,), daemon=True).start()

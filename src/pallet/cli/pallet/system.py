@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 import pallet
 from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.client import Client
 from pallet.cli.pallet.containers import CMD, COMMANDS, _filters, _since, client
 from pallet.cli.pallet.fmt import SHORT_ID, ago, human_size, print_rows, render
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @cmdline.command("images", context_settings=CMD)
@@ -82,6 +84,8 @@ def info_cmd(ctx: cmdline.Context, fmt: str | None) -> None:
     """Display system-wide information."""
     i = client(ctx).get("/info")
     if fmt == "json":
+        import json
+
         cmdline.echo(json.dumps(i))
         return
     if fmt:
@@ -133,6 +137,8 @@ def version_cmd(ctx: cmdline.Context, fmt: str | None) -> None:
         server = None
         err = e
     if fmt == "json":
+        import json
+
         cmdline.echo(json.dumps({"Client": cl, "Server": server}))
         return
     if fmt:
@@ -162,6 +168,8 @@ def events_cmd(ctx: cmdline.Context, since: str | None, until: str | None,
     for ev in client(ctx).stream("GET", "/events", {
             "since": _since(since), "until": _since(until), "filters": _filters(filters)}):
         if fmt == "json":
+            import json
+
             cmdline.echo(json.dumps(ev))
         elif fmt:
             cmdline.echo(render(fmt, ev))
