@@ -11,14 +11,13 @@ import sys
 
 import bcrypt
 import pytest
-from click.testing import CliRunner
 
-from pallet.cli.pallet.main import cli
 from pallet.images.service import ImageService
 from pallet.oci.image import Platform
 from pallet.registry.client.api import Options, pull, push
 from pallet.registry.client.transport import RequestError
 from pallet.registry.testing import BreakingProxy, docker_registry, docker_registry_binary
+from pallet.testing import cli
 from pallet.testing import images as timages
 from pallet.testing.images import describe_tree
 
@@ -168,14 +167,14 @@ def test_basic_auth_with_login(auth_registry, layouts, tmp_path, monkeypatch):
     name = f"{auth_registry.host}/private/app"
 
     def run(*args, ok=True, input=None):
-        r = CliRunner().invoke(cli, ["--root", str(root), *args], input=input)
+        r = cli.run(["--root", root, *args], input=input)
         if ok:
-            assert r.exit_code == 0, r.output + repr(r.exception)
+            assert r.exit_code == 0, r
         return r
 
     run("image", "import", str(layouts["multi"]), "--name", name)
     r = run("push", "-q", "--plain-http", name, ok=False)
-    assert r.exit_code != 0 and "401" in str(r.exception)
+    assert r.exit_code != 0 and "401" in r.stderr
     r = run("login", "--plain-http", "-u", "carol", "--password-stdin", auth_registry.host,
             input="wrong\n", ok=False)
     assert r.exit_code != 0

@@ -1,11 +1,10 @@
-"""`pallet image ...` through click, on a temporary root."""
+"""`pallet image ...` through `main`, on a temporary root."""
 
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from pallet.cli.pallet.main import cli
+from pallet.testing import cli
 from pallet.testing import images as timages
 
 
@@ -15,9 +14,9 @@ def layout(tmp_path_factory):
 
 
 def run(root, *args, ok=True):
-    r = CliRunner().invoke(cli, ["--root", str(root), *args])
+    r = cli.run(["--root", root, *args])
     if ok:
-        assert r.exit_code == 0, r.output + repr(r.exception)
+        assert r.exit_code == 0, r
     return r
 
 

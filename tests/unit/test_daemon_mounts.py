@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import click
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pallet.cli.pallet import mountflags
+from pallet.cli.pallet import cmdline, mountflags
 from pallet.daemon import mounts as m
 from pallet.errors import InvalidArgument, NotFound
 
@@ -176,7 +175,7 @@ def test_cli_mount_flag():
     assert mountflags.parse_mount("type=bind,source=/s,destination=/d,bind-propagation=rslave"
                                   )["BindOptions"] == {"Propagation": "rslave"}
     for bad in ("type=bind,src=/s", "dst=/d,colour=red", "dst=/d,readonly=maybe", "dst=/d,x"):
-        with pytest.raises(click.BadParameter):
+        with pytest.raises(cmdline.BadParameter):
             mountflags.parse_mount(bad)
 
 

@@ -6,9 +6,7 @@ import threading
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from pallet.cli.pallet.main import cli
 from pallet.content.labels import GC_REF_CONTENT, GC_REF_SNAPSHOT, GC_ROOT
 from pallet.content.local import write_blob
 from pallet.errors import NotFound
@@ -18,6 +16,7 @@ from pallet.images.service import ImageService
 from pallet.oci import digest
 from pallet.oci import mediatypes as mt
 from pallet.oci.image import ContainerConfig, chain_ids
+from pallet.testing import cli
 from pallet.testing.images import LayoutWriter
 
 
@@ -235,8 +234,7 @@ def test_cli_prune_and_rm(shared, tmp_path):
     root = str(tmp_path / "root")
 
     def run(*args, input=None):
-        return CliRunner().invoke(cli, ["--root", root, "--snapshotter", "native", *args],
-                                  input=input)
+        return cli.run(["--root", root, "--snapshotter", "native", *args], input=input)
 
     r = run("image", "prune")                       # asks first; "no" removes nothing
     assert r.exit_code != 0 and "Are you sure" in r.output

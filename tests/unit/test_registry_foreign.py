@@ -148,10 +148,8 @@ def test_foreign_layer_with_wrong_content_is_refused(tmp_path, registry, files_s
         dst.close()
 
 
-def test_cli_flag(tmp_path, registry, files_server):
-    from click.testing import CliRunner
-
-    from pallet.cli.pallet.main import cli
+def test_cli_flag(tmp_path, registry, files_server, monkeypatch):
+    from pallet.testing import cli
 
     base_url, handler = files_server
     foreign, blob = _layout(tmp_path, lambda f: [f"{base_url}/l"])
@@ -161,10 +159,11 @@ def test_cli_flag(tmp_path, registry, files_server):
     conf.mkdir()
     (conf / "config.json").write_text(json.dumps(
         {"auths": {registry: {"auth": base64.b64encode(b"u:p").decode()}}}))
-    r = CliRunner(env={"DOCKER_CONFIG": str(conf)}).invoke(cli, [
+    monkeypatch.setenv("DOCKER_CONFIG", str(conf))
+    r = cli.run([
         "--root", str(tmp_path / "cli"), "--snapshotter", "native", "pull", "-q",
         "--plain-http", "--hosts-dir", "", "--allow-nondistributable", f"{registry}/f/app"])
-    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert r.exit_code == 0, r
     svc = ImageService(str(tmp_path / "cli"), "native")
     try:
         assert svc.content.read_blob(foreign.digest) == blob

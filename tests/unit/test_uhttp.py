@@ -119,3 +119,18 @@ def test_file_body_goes_chunked(sock):
     assert b"Transfer-Encoding: chunked" in head
     assert body.startswith(b"10000\r\n") and body.endswith(b"0\r\n\r\n")
     assert len(body) == 70_000 + len(b"10000\r\n\r\n") + len(b"1170\r\n\r\n") + 5
+
+
+@pytest.mark.parametrize("s", ["a b/c?d=e&f+g", "ünï ☃", "~_.-", '{"a": [1]}', "x%y", ""])
+def test_url_quoting_is_urllib_s(s):
+    """The client quotes without importing urllib.parse, the same way."""
+    from urllib.parse import quote as uquote
+    from urllib.parse import urlencode as uurlencode
+
+    from pallet.cli.pallet.client import Client, quote, urlencode
+
+    assert quote(s) == uquote(s) and quote(s, safe="") == uquote(s, safe="")
+    q = {"k y": s, "n": 5}
+    assert urlencode(q) == uurlencode(q) and urlencode(list(q.items())) == uurlencode(q)
+    assert Client.url("/x", {"a": True, "b": None, "s": s}) == \
+        "/v1.41/x?" + uurlencode({"a": "1", "s": s})

@@ -3,9 +3,11 @@ portMappings capability of the CNI portmap plugin."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False  # the `pallet run -p` path: `typing` costs ms of imports
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _range(text: str, what: str, spec: str) -> list[int]:

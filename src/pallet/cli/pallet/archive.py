@@ -19,8 +19,7 @@ import threading
 from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.client import Client, cid
 from pallet.cli.pallet.containers import CMD, client
 from pallet.cli.pallet.fmt import human_size
@@ -143,7 +142,7 @@ def copy_from(c: Client, container: str, src: str, dst: str, follow: bool, quiet
     finally:
         conn.close()
     if not quiet:
-        click.echo(f"Successfully copied {human_size(body.n)} to {dst}", err=True)
+        cmdline.echo(f"Successfully copied {human_size(body.n)} to {dst}", err=True)
 
 
 def copy_to(c: Client, src: str, container: str, dst: str, archive: bool, quiet: bool
@@ -191,27 +190,27 @@ def copy_to(c: Client, src: str, container: str, dst: str, archive: bool, quiet:
     if errors:
         raise errors[0]
     if not quiet:
-        click.echo(f"Successfully copied {human_size(counted.n)} to {shown}", err=True)
+        cmdline.echo(f"Successfully copied {human_size(counted.n)} to {shown}", err=True)
 
 
-@click.command("cp", context_settings=CMD)
-@click.option("-a", "--archive", is_flag=True, help="archive mode (copy all uid/gid "
-              "information)")
-@click.option("-L", "--follow-link", is_flag=True, help="always follow symbol link in "
-              "SRC_PATH")
-@click.option("-q", "--quiet", is_flag=True, help="suppress progress output")
-@click.argument("src")
-@click.argument("dst")
-@click.pass_context
-def cp_cmd(ctx: click.Context, archive: bool, follow_link: bool, quiet: bool, src: str,
+@cmdline.command("cp", context_settings=CMD)
+@cmdline.option("-a", "--archive", is_flag=True, help="archive mode (copy all uid/gid "
+                "information)")
+@cmdline.option("-L", "--follow-link", is_flag=True, help="always follow symbol link in "
+                "SRC_PATH")
+@cmdline.option("-q", "--quiet", is_flag=True, help="suppress progress output")
+@cmdline.argument("src")
+@cmdline.argument("dst")
+@cmdline.pass_context
+def cp_cmd(ctx: cmdline.Context, archive: bool, follow_link: bool, quiet: bool, src: str,
            dst: str) -> None:
     """Copy files/folders between a container and the local filesystem
     (CONTAINER:SRC_PATH DEST_PATH|-  or  SRC_PATH|- CONTAINER:DEST_PATH)."""
     sc, sp = _split_ref(src)
     dc, dp = _split_ref(dst)
     if (sc is None) == (dc is None):
-        raise click.UsageError("must specify exactly one container source or destination "
-                               "(CONTAINER:PATH)")
+        raise cmdline.UsageError("must specify exactly one container source or destination "
+                                 "(CONTAINER:PATH)")
     c = client(ctx)
     if sc is not None:
         copy_from(c, sc, sp, dp, follow_link, quiet or dp == "-")
@@ -221,8 +220,8 @@ def cp_cmd(ctx: click.Context, archive: bool, follow_link: bool, quiet: bool, sr
 
 def _to_file_or_stdout(chunks: Any, output: str | None) -> None:
     if output is None and sys.stdout.isatty():
-        raise click.UsageError("cowardly refusing to save to a terminal. Use the -o flag "
-                               "or redirect")
+        raise cmdline.UsageError("cowardly refusing to save to a terminal. Use the -o flag "
+                                 "or redirect")
     if output is None:
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)
@@ -239,26 +238,26 @@ def _to_file_or_stdout(chunks: Any, output: str | None) -> None:
             os.unlink(part)
 
 
-@click.command("export", context_settings=CMD)
-@click.option("-o", "--output", default=None, help="write to a file, instead of STDOUT")
-@click.argument("container")
-@click.pass_context
-def export_cmd(ctx: click.Context, output: str | None, container: str) -> None:
+@cmdline.command("export", context_settings=CMD)
+@cmdline.option("-o", "--output", default=None, help="write to a file, instead of STDOUT")
+@cmdline.argument("container")
+@cmdline.pass_context
+def export_cmd(ctx: cmdline.Context, output: str | None, container: str) -> None:
     """Export a container's filesystem as a tar archive."""
     _to_file_or_stdout(client(ctx).raw("GET", f"/containers/{cid(container)}/export"),
                        output)
 
 
-@click.command("save", context_settings=CMD)
-@click.option("-o", "--output", default=None, help="write to a file, instead of STDOUT")
-@click.argument("images", nargs=-1, required=True)
-@click.pass_context
-def save_cmd(ctx: click.Context, output: str | None, images: tuple[str, ...]) -> None:
+@cmdline.command("save", context_settings=CMD)
+@cmdline.option("-o", "--output", default=None, help="write to a file, instead of STDOUT")
+@cmdline.argument("images", nargs=-1, required=True)
+@cmdline.pass_context
+def save_cmd(ctx: cmdline.Context, output: str | None, images: tuple[str, ...]) -> None:
     """Save one or more images to a tar archive (docker-archive)."""
     c = client(ctx)
     if output is None and sys.stdout.isatty():
-        raise click.UsageError("cowardly refusing to save to a terminal. Use the -o flag "
-                               "or redirect")
+        raise cmdline.UsageError("cowardly refusing to save to a terminal. Use the -o flag "
+                                 "or redirect")
     _to_file_or_stdout(c.raw("GET", _query("/images/get", [("names", n) for n in images])),
                        output)
 
@@ -276,20 +275,20 @@ def _messages(c: Client, path: str, params: dict[str, Any], src: BinaryIO) -> li
     return out
 
 
-@click.command("load", context_settings=CMD)
-@click.option("-i", "--input", "input_", default=None, help="read from tar archive file, "
-              "instead of STDIN")
-@click.option("-q", "--quiet", is_flag=True, help="suppress the load output")
-@click.pass_context
-def load_cmd(ctx: click.Context, input_: str | None, quiet: bool) -> None:
+@cmdline.command("load", context_settings=CMD)
+@cmdline.option("-i", "--input", "input_", default=None, help="read from tar archive file, "
+                "instead of STDIN")
+@cmdline.option("-q", "--quiet", is_flag=True, help="suppress the load output")
+@cmdline.pass_context
+def load_cmd(ctx: cmdline.Context, input_: str | None, quiet: bool) -> None:
     """Load an image from a tar archive (docker save, or an OCI layout) or STDIN."""
     c = client(ctx)
     if input_ is None and sys.stdin.isatty():
-        raise click.UsageError("requested load from stdin, but stdin is empty")
+        raise cmdline.UsageError("requested load from stdin, but stdin is empty")
     with (open(input_, "rb") if input_ else sys.stdin.buffer) as src:
         for m in _messages(c, "/images/load", {"quiet": True}, src):
             if m.get("stream"):
-                click.echo(m["stream"], nl=False)
+                cmdline.echo(m["stream"], nl=False)
 
 
 def _repo_tag(ref: str | None) -> tuple[str | None, str | None]:
@@ -301,15 +300,15 @@ def _repo_tag(ref: str | None) -> tuple[str | None, str | None]:
     return f"{r.domain}/{r.path}", r.tag
 
 
-@click.command("import", context_settings=CMD)
-@click.option("-c", "--change", multiple=True, help="apply Dockerfile instruction to the "
-              "created image")
-@click.option("-m", "--message", default="", help="set commit message for imported image")
-@click.option("--platform", default=None, help="set platform (only this host's)")
-@click.argument("source")
-@click.argument("reference", required=False)
-@click.pass_context
-def import_cmd(ctx: click.Context, change: tuple[str, ...], message: str,
+@cmdline.command("import", context_settings=CMD)
+@cmdline.option("-c", "--change", multiple=True, help="apply Dockerfile instruction to the "
+                "created image")
+@cmdline.option("-m", "--message", default="", help="set commit message for imported image")
+@cmdline.option("--platform", default=None, help="set platform (only this host's)")
+@cmdline.argument("source")
+@cmdline.argument("reference", required=False)
+@cmdline.pass_context
+def import_cmd(ctx: cmdline.Context, change: tuple[str, ...], message: str,
                platform: str | None, source: str, reference: str | None) -> None:
     """Import the contents from a tarball to create a filesystem image."""
     c = client(ctx)
@@ -322,21 +321,21 @@ def import_cmd(ctx: click.Context, change: tuple[str, ...], message: str,
     with (sys.stdin.buffer if source == "-" else open(source, "rb")) as src:
         msgs = _messages(c, path, {}, src)
     for m in msgs[-1:]:
-        click.echo(m.get("status", ""))
+        cmdline.echo(m.get("status", ""))
 
 
-@click.command("commit", context_settings=CMD)
-@click.option("-a", "--author", default="", help='author (e.g., "John Hannibal Smith '
-              '<hannibal@a-team.com>")')
-@click.option("-c", "--change", multiple=True, help="apply Dockerfile instruction to the "
-              "created image")
-@click.option("-m", "--message", default="", help="commit message")
-@click.option("-p", "--pause", type=click.BOOL, default=True, show_default=True,
-              help="pause container during commit (--pause=false to not)")
-@click.argument("container")
-@click.argument("reference", required=False)
-@click.pass_context
-def commit_cmd(ctx: click.Context, author: str, change: tuple[str, ...], message: str,
+@cmdline.command("commit", context_settings=CMD)
+@cmdline.option("-a", "--author", default="", help='author (e.g., "John Hannibal Smith '
+                '<hannibal@a-team.com>")')
+@cmdline.option("-c", "--change", multiple=True, help="apply Dockerfile instruction to the "
+                "created image")
+@cmdline.option("-m", "--message", default="", help="commit message")
+@cmdline.option("-p", "--pause", type=cmdline.BOOL, default=True, show_default=True,
+                help="pause container during commit (--pause=false to not)")
+@cmdline.argument("container")
+@cmdline.argument("reference", required=False)
+@cmdline.pass_context
+def commit_cmd(ctx: cmdline.Context, author: str, change: tuple[str, ...], message: str,
                pause: bool, container: str, reference: str | None) -> None:
     """Create a new image from a container's changes."""
     repo, tag = _repo_tag(reference)
@@ -344,19 +343,19 @@ def commit_cmd(ctx: click.Context, author: str, change: tuple[str, ...], message
         ("container", container), ("repo", repo), ("tag", tag), ("author", author),
         ("comment", message), ("pause", "1" if pause else "0"),
         *(("changes", ch) for ch in change)]))
-    click.echo(out["Id"])
+    cmdline.echo(out["Id"])
 
 
 KINDS = {0: "C", 1: "A", 2: "D"}
 
 
-@click.command("diff", context_settings=CMD)
-@click.argument("container")
-@click.pass_context
-def diff_cmd(ctx: click.Context, container: str) -> None:
+@cmdline.command("diff", context_settings=CMD)
+@cmdline.argument("container")
+@cmdline.pass_context
+def diff_cmd(ctx: cmdline.Context, container: str) -> None:
     """Inspect changes to files or directories on a container's filesystem."""
     for ch in client(ctx).get(f"/containers/{cid(container)}/changes") or []:
-        click.echo(f"{KINDS.get(ch['Kind'], '?')} {ch['Path']}")
+        cmdline.echo(f"{KINDS.get(ch['Kind'], '?')} {ch['Path']}")
 
 
 __all__ = ["commit_cmd", "cp_cmd", "diff_cmd", "export_cmd", "import_cmd", "load_cmd",

@@ -12,8 +12,7 @@ import tempfile
 from typing import Any
 from urllib.parse import quote
 
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.containers import CMD, client
 from pallet.cli.pallet.fmt import parse_size
 from pallet.errors import InvalidArgument, SystemError_
@@ -62,26 +61,26 @@ def _lines(resp: Any) -> Any:
         yield json.loads(buf)
 
 
-@click.command("build", context_settings=CMD)
-@click.option("-t", "--tag", "tags", multiple=True, help="name:tag for the image")
-@click.option("-f", "--file", "dockerfile", default=None,
-              help="the Dockerfile [PATH/Dockerfile]")
-@click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]",
-              help="a build-time variable (KEY alone: from the environment)")
-@click.option("--no-cache", is_flag=True, help="do not use the layer cache")
-@click.option("--target", default=None, help="the stage to build")
-@click.option("-q", "--quiet", is_flag=True, help="print only the image ID")
-@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
-              help="a label for the image")
-@click.option("--network", default=None, help="RUN's network: none (default) or host")
-@click.option("-m", "--memory", default=None, help="RUN's memory limit (e.g. 256m)")
-@click.option("--shm-size", default=None, help="size of RUN's /dev/shm (e.g. 64m)")
-@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP",
-              help="a line for RUN's /etc/hosts")
-@click.option("--runtime", default=None, help="OCI runtime for RUN [palletd's default]")
-@click.argument("path")
-@click.pass_context
-def build_cmd(ctx: click.Context, tags: tuple[str, ...], dockerfile: str | None,
+@cmdline.command("build", context_settings=CMD)
+@cmdline.option("-t", "--tag", "tags", multiple=True, help="name:tag for the image")
+@cmdline.option("-f", "--file", "dockerfile", default=None,
+                help="the Dockerfile [PATH/Dockerfile]")
+@cmdline.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]",
+                help="a build-time variable (KEY alone: from the environment)")
+@cmdline.option("--no-cache", is_flag=True, help="do not use the layer cache")
+@cmdline.option("--target", default=None, help="the stage to build")
+@cmdline.option("-q", "--quiet", is_flag=True, help="print only the image ID")
+@cmdline.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+                help="a label for the image")
+@cmdline.option("--network", default=None, help="RUN's network: none (default) or host")
+@cmdline.option("-m", "--memory", default=None, help="RUN's memory limit (e.g. 256m)")
+@cmdline.option("--shm-size", default=None, help="size of RUN's /dev/shm (e.g. 64m)")
+@cmdline.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP",
+                help="a line for RUN's /etc/hosts")
+@cmdline.option("--runtime", default=None, help="OCI runtime for RUN [palletd's default]")
+@cmdline.argument("path")
+@cmdline.pass_context
+def build_cmd(ctx: cmdline.Context, tags: tuple[str, ...], dockerfile: str | None,
               build_args: tuple[str, ...], no_cache: bool, target: str | None, quiet: bool,
               labels: tuple[str, ...], network: str | None, memory: str | None,
               shm_size: str | None, add_hosts: tuple[str, ...], runtime: str | None,
@@ -128,7 +127,7 @@ def build_cmd(ctx: click.Context, tags: tuple[str, ...], dockerfile: str | None,
                     sys.stdout.write(m["stream"])
                     sys.stdout.flush()
         except BuildFailed as e:
-            click.echo(e.message, err=True)
+            cmdline.echo(e.message, err=True)
             sys.exit(e.code)
         finally:
             conn.close()

@@ -3,16 +3,10 @@ words, flags and output, as a client of palletd (`pallet.cli.pallet.client`)."""
 
 from __future__ import annotations
 
-import json
-import re
 import sys
-import threading
 import time
-from typing import Any
 
-import click
-
-from pallet.cli.pallet import mountflags, term
+from pallet.cli.pallet import cmdline, mountflags, term
 from pallet.cli.pallet.client import Client, cid
 from pallet.cli.pallet.fmt import (
     SHORT_ID,
@@ -23,11 +17,15 @@ from pallet.cli.pallet.fmt import (
 )
 from pallet.errors import InvalidArgument, NotFound
 
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
+
 CMD = {"help_option_names": ["--help"]}  # -h is --hostname, as in docker
 RUN = {**CMD, "allow_interspersed_args": False}
 
 
-def client(ctx: click.Context) -> Client:
+def client(ctx: cmdline.Context) -> Client:
     root = ctx.find_root()
     return Client(root.meta.get("pallet.host"), (root.obj or {}).get("root"))
 
@@ -37,57 +35,57 @@ def client(ctx: click.Context) -> Client:
 
 def _create_options(f: Any) -> Any:
     opts = [
-        click.option("-i", "--interactive", is_flag=True, help="keep STDIN open"),
-        click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-TTY"),
-        click.option("--name", default=None, help="container name"),
-        click.option("-e", "--env", multiple=True, help="set environment variables"),
-        click.option("--env-file", multiple=True, type=click.Path(exists=True, dir_okay=False),
-                     help="read environment variables from a file"),
-        click.option("-w", "--workdir", default=None, help="working directory"),
-        click.option("-u", "--user", default=None, help="user[:group] (name or id)"),
-        click.option("--entrypoint", default=None, help="overwrite the image's ENTRYPOINT"),
-        click.option("-h", "--hostname", default=None, help="container host name"),
-        click.option("-l", "--label", multiple=True, help="metadata key=value"),
-        click.option("--restart", default="no",
-                     help="no, on-failure[:max-retries], always, unless-stopped"),
-        click.option("--rm", "auto_remove", is_flag=True,
-                     help="remove the container when it exits"),
-        click.option("--cpus", type=float, default=None, help="number of CPUs"),
-        click.option("-m", "--memory", default=None, help="memory limit (e.g. 64m)"),
-        click.option("--pids-limit", type=int, default=None, help="tune the pids limit"),
-        click.option("--ulimit", multiple=True, help="ulimit, e.g. nofile=1024:2048"),
-        click.option("--read-only", is_flag=True, help="read-only root filesystem"),
-        click.option("--cap-add", multiple=True, help="add Linux capabilities"),
-        click.option("--cap-drop", multiple=True, help="drop Linux capabilities"),
-        click.option("--security-opt", multiple=True, help="security options"),
-        click.option("--privileged", is_flag=True, help="extended privileges"),
-        click.option("--init", is_flag=True, help="run an init (docker-init) as PID 1"),
-        click.option("--runtime", default=None, help="OCI runtime (pallet-runtime, runc)"),
-        click.option("--pull", type=click.Choice(["missing", "always", "never"]),
-                     default="missing", show_default=True, help="pull the image"),
-        click.option("-v", "--volume", multiple=True,
-                     help="bind mount or volume: /host:/ctr[:ro], name:/ctr, /ctr"),
-        click.option("--mount", multiple=True, help="type=bind|volume|tmpfs,dst=...[,...]"),
-        click.option("--tmpfs", multiple=True, help="a tmpfs: /ctr[:size=64m,...]"),
-        click.option("--network", default=None,
-                     help="bridge (default), none, host, container:<name>, or a network"),
-        click.option("--network-alias", multiple=True, help="a name on the network"),
-        click.option("--ip", default=None, help="IPv4 address on a user-defined network"),
-        click.option("-p", "--publish", multiple=True,
-                     help="publish a port: [ip:][hostPort:]containerPort[/proto]"),
-        click.option("-P", "--publish-all", is_flag=True,
-                     help="publish every exposed port to a free host port"),
-        click.option("--expose", multiple=True, help="expose a port or a range"),
-        click.option("--dns", multiple=True, help="DNS servers"),
-        click.option("--dns-search", multiple=True, help="DNS search domains"),
-        click.option("--dns-option", multiple=True, help="DNS options"),
-        click.option("--add-host", multiple=True, help="an /etc/hosts entry (host:ip)"),
-        click.option("--log-driver", default=None, help="json-file (the only driver)"),
-        click.option("--log-opt", multiple=True, help="log options: max-size=10m, max-file=3"),
-        click.option("--stop-signal", default=None, help="signal to stop the container"),
-        click.option("--stop-timeout", type=int, default=None,
-                     help="seconds to wait before killing on stop"),
-        click.option("--platform", default=None, help="os/arch of the image"),
+        cmdline.option("-i", "--interactive", is_flag=True, help="keep STDIN open"),
+        cmdline.option("-t", "--tty", is_flag=True, help="allocate a pseudo-TTY"),
+        cmdline.option("--name", default=None, help="container name"),
+        cmdline.option("-e", "--env", multiple=True, help="set environment variables"),
+        cmdline.option("--env-file", multiple=True, type=cmdline.Path(exists=True, dir_okay=False),
+                       help="read environment variables from a file"),
+        cmdline.option("-w", "--workdir", default=None, help="working directory"),
+        cmdline.option("-u", "--user", default=None, help="user[:group] (name or id)"),
+        cmdline.option("--entrypoint", default=None, help="overwrite the image's ENTRYPOINT"),
+        cmdline.option("-h", "--hostname", default=None, help="container host name"),
+        cmdline.option("-l", "--label", multiple=True, help="metadata key=value"),
+        cmdline.option("--restart", default="no",
+                       help="no, on-failure[:max-retries], always, unless-stopped"),
+        cmdline.option("--rm", "auto_remove", is_flag=True,
+                       help="remove the container when it exits"),
+        cmdline.option("--cpus", type=float, default=None, help="number of CPUs"),
+        cmdline.option("-m", "--memory", default=None, help="memory limit (e.g. 64m)"),
+        cmdline.option("--pids-limit", type=int, default=None, help="tune the pids limit"),
+        cmdline.option("--ulimit", multiple=True, help="ulimit, e.g. nofile=1024:2048"),
+        cmdline.option("--read-only", is_flag=True, help="read-only root filesystem"),
+        cmdline.option("--cap-add", multiple=True, help="add Linux capabilities"),
+        cmdline.option("--cap-drop", multiple=True, help="drop Linux capabilities"),
+        cmdline.option("--security-opt", multiple=True, help="security options"),
+        cmdline.option("--privileged", is_flag=True, help="extended privileges"),
+        cmdline.option("--init", is_flag=True, help="run an init (docker-init) as PID 1"),
+        cmdline.option("--runtime", default=None, help="OCI runtime (pallet-runtime, runc)"),
+        cmdline.option("--pull", type=cmdline.Choice(["missing", "always", "never"]),
+                       default="missing", show_default=True, help="pull the image"),
+        cmdline.option("-v", "--volume", multiple=True,
+                       help="bind mount or volume: /host:/ctr[:ro], name:/ctr, /ctr"),
+        cmdline.option("--mount", multiple=True, help="type=bind|volume|tmpfs,dst=...[,...]"),
+        cmdline.option("--tmpfs", multiple=True, help="a tmpfs: /ctr[:size=64m,...]"),
+        cmdline.option("--network", default=None,
+                       help="bridge (default), none, host, container:<name>, or a network"),
+        cmdline.option("--network-alias", multiple=True, help="a name on the network"),
+        cmdline.option("--ip", default=None, help="IPv4 address on a user-defined network"),
+        cmdline.option("-p", "--publish", multiple=True,
+                       help="publish a port: [ip:][hostPort:]containerPort[/proto]"),
+        cmdline.option("-P", "--publish-all", is_flag=True,
+                       help="publish every exposed port to a free host port"),
+        cmdline.option("--expose", multiple=True, help="expose a port or a range"),
+        cmdline.option("--dns", multiple=True, help="DNS servers"),
+        cmdline.option("--dns-search", multiple=True, help="DNS search domains"),
+        cmdline.option("--dns-option", multiple=True, help="DNS options"),
+        cmdline.option("--add-host", multiple=True, help="an /etc/hosts entry (host:ip)"),
+        cmdline.option("--log-driver", default=None, help="json-file (the only driver)"),
+        cmdline.option("--log-opt", multiple=True, help="log options: max-size=10m, max-file=3"),
+        cmdline.option("--stop-signal", default=None, help="signal to stop the container"),
+        cmdline.option("--stop-timeout", type=int, default=None,
+                       help="seconds to wait before killing on stop"),
+        cmdline.option("--platform", default=None, help="os/arch of the image"),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -112,7 +110,7 @@ def _env(env: tuple[str, ...], env_files: tuple[str, ...]) -> list[str]:
 def _restart(policy: str) -> dict[str, Any]:
     name, _, count = policy.partition(":")
     if name not in ("no", "always", "on-failure", "unless-stopped"):
-        raise click.BadParameter(f"invalid restart policy {policy!r}", param_hint="--restart")
+        raise cmdline.BadParameter(f"invalid restart policy {policy!r}", param_hint="--restart")
     return {"Name": name, "MaximumRetryCount": int(count) if count else 0}
 
 
@@ -124,7 +122,7 @@ def _ulimits(items: tuple[str, ...]) -> list[dict[str, Any]]:
         try:
             out.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
         except ValueError:
-            raise click.BadParameter(f"invalid ulimit {u!r}", param_hint="--ulimit") from None
+            raise cmdline.BadParameter(f"invalid ulimit {u!r}", param_hint="--ulimit") from None
     return out
 
 
@@ -138,7 +136,7 @@ def _network_options(host: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
         try:
             maps = ports.parse(spec)
         except InvalidArgument as e:
-            raise click.BadParameter(str(e), param_hint="--publish") from None
+            raise cmdline.BadParameter(str(e), param_hint="--publish") from None
         for m in maps:
             key = f"{m['containerPort']}/{m['protocol']}"
             exposed[key] = {}
@@ -218,7 +216,7 @@ def pull_image(c: Client, image: str, platform: str | None = None) -> None:
         status = msg.get("status", "")
         if "progressDetail" in msg and msg.get("progressDetail"):
             continue
-        click.echo((f"{msg['id']}: " if msg.get("id") else "") + status, err=True)
+        cmdline.echo((f"{msg['id']}: " if msg.get("id") else "") + status, err=True)
 
 
 def _create(c: Client, image: str, command: tuple[str, ...], o: dict[str, Any],
@@ -232,7 +230,7 @@ def _create(c: Client, image: str, command: tuple[str, ...], o: dict[str, Any],
     except NotFound as e:
         if o["pull"] == "never" or "No such image" not in str(e):
             raise
-    click.echo(f"Unable to find image '{image}' locally", err=True)
+    cmdline.echo(f"Unable to find image '{image}' locally", err=True)
     pull_image(c, image, o["platform"])
     return c.post("/containers/create", body, **params)["Id"]
 
@@ -250,6 +248,8 @@ class _Wait:
             raw = self.resp.read()
         finally:
             self.conn.close()
+        import json
+
         d = json.loads(raw.strip().splitlines()[-1]) if raw.strip() else {}
         if d.get("Error"):
             raise InvalidArgument(str(d["Error"].get("Message")))
@@ -271,6 +271,8 @@ def attach_stream(c: Client, id_: str, *, tty: bool, stdin: bool, detach_keys: b
     resize = _resize_fn(c, f"/containers/{id_}/resize") if tty else None
     with term.raw_mode(tty and stdin), term.on_resize(resize):
         if tty and (s := term.size()):
+            import threading
+
             threading.Thread(target=lambda: _quiet(resize, *s), daemon=True).start()
         try:
             return term.copy(sock, first, tty_=tty, stdin=stdin, detach_keys=detach_keys)
@@ -289,23 +291,23 @@ def _quiet(fn: Any, *a: Any) -> None:
 # --- verbs ----------------------------------------------------------------------------------
 
 
-@click.command("run", context_settings=RUN)
-@click.option("-d", "--detach", is_flag=True, help="run in the background, print the ID")
-@click.option("--detach-keys", default=None, help="key sequence to detach (ctrl-p,ctrl-q)")
+@cmdline.command("run", context_settings=RUN)
+@cmdline.option("-d", "--detach", is_flag=True, help="run in the background, print the ID")
+@cmdline.option("--detach-keys", default=None, help="key sequence to detach (ctrl-p,ctrl-q)")
 @_create_options
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def run_cmd(ctx: click.Context, detach: bool, detach_keys: str | None, image: str,
+@cmdline.argument("image")
+@cmdline.argument("command", nargs=-1, type=cmdline.UNPROCESSED)
+@cmdline.pass_context
+def run_cmd(ctx: cmdline.Context, detach: bool, detach_keys: str | None, image: str,
             command: tuple[str, ...], **o: Any) -> None:
     """Create and run a new container from an image."""
     c = client(ctx)
     if detach and o["auto_remove"] and o["restart"] != "no":
-        raise click.UsageError("--rm and --restart cannot be combined")
+        raise cmdline.UsageError("--rm and --restart cannot be combined")
     id_ = _create(c, image, command, o, detach)
     if detach:
         c.post(f"/containers/{id_}/start")
-        click.echo(id_)
+        cmdline.echo(id_)
         return
     keys = term.parse_detach_keys(detach_keys)
     waiter = _Wait(c, id_, "removed" if o["auto_remove"] else "next-exit")
@@ -322,27 +324,27 @@ def run_cmd(ctx: click.Context, detach: bool, detach_keys: str | None, image: st
     if "error" in state:
         raise state["error"]
     if not ended:
-        click.echo("", err=True)
+        cmdline.echo("", err=True)
         return
     sys.exit(waiter.result())
 
 
-@click.command("create", context_settings=RUN)
+@cmdline.command("create", context_settings=RUN)
 @_create_options
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def create_cmd(ctx: click.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
+@cmdline.argument("image")
+@cmdline.argument("command", nargs=-1, type=cmdline.UNPROCESSED)
+@cmdline.pass_context
+def create_cmd(ctx: cmdline.Context, image: str, command: tuple[str, ...], **o: Any) -> None:
     """Create a new container."""
-    click.echo(_create(client(ctx), image, command, o, detach=True))
+    cmdline.echo(_create(client(ctx), image, command, o, detach=True))
 
 
-@click.command("start", context_settings=CMD)
-@click.option("-a", "--attach", is_flag=True, help="attach STDOUT/STDERR")
-@click.option("-i", "--interactive", is_flag=True, help="attach STDIN")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def start_cmd(ctx: click.Context, attach: bool, interactive: bool,
+@cmdline.command("start", context_settings=CMD)
+@cmdline.option("-a", "--attach", is_flag=True, help="attach STDOUT/STDERR")
+@cmdline.option("-i", "--interactive", is_flag=True, help="attach STDIN")
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def start_cmd(ctx: cmdline.Context, attach: bool, interactive: bool,
               containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
     c = client(ctx)
@@ -356,28 +358,28 @@ def start_cmd(ctx: click.Context, attach: bool, interactive: bool,
         sys.exit(waiter.result())
     for name in containers:
         c.post(f"/containers/{cid(name)}/start")
-        click.echo(name)
+        cmdline.echo(name)
 
 
-def _each(ctx: click.Context, names: tuple[str, ...], fn: Any) -> None:
+def _each(ctx: cmdline.Context, names: tuple[str, ...], fn: Any) -> None:
     failed = False
     for name in names:
         try:
             fn(name)
-            click.echo(name)
+            cmdline.echo(name)
         except Exception as e:
-            click.echo(str(e), err=True)
+            cmdline.echo(str(e), err=True)
             failed = True
     if failed:
         sys.exit(1)
 
 
-@click.command("stop", context_settings=CMD)
-@click.option("-t", "--time", "timeout", type=int, default=None, help="seconds to wait")
-@click.option("-s", "--signal", "sig", default=None, help="signal to send")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def stop_cmd(ctx: click.Context, timeout: int | None, sig: str | None,
+@cmdline.command("stop", context_settings=CMD)
+@cmdline.option("-t", "--time", "timeout", type=int, default=None, help="seconds to wait")
+@cmdline.option("-s", "--signal", "sig", default=None, help="signal to send")
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def stop_cmd(ctx: cmdline.Context, timeout: int | None, sig: str | None,
              containers: tuple[str, ...]) -> None:
     """Stop one or more running containers."""
     c = client(ctx)
@@ -385,32 +387,32 @@ def stop_cmd(ctx: click.Context, timeout: int | None, sig: str | None,
                                             signal=sig))
 
 
-@click.command("restart", context_settings=CMD)
-@click.option("-t", "--time", "timeout", type=int, default=None, help="seconds to wait")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def restart_cmd(ctx: click.Context, timeout: int | None, containers: tuple[str, ...]) -> None:
+@cmdline.command("restart", context_settings=CMD)
+@cmdline.option("-t", "--time", "timeout", type=int, default=None, help="seconds to wait")
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def restart_cmd(ctx: cmdline.Context, timeout: int | None, containers: tuple[str, ...]) -> None:
     """Restart one or more containers."""
     c = client(ctx)
     _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/restart", t=timeout))
 
 
-@click.command("kill", context_settings=CMD)
-@click.option("-s", "--signal", "sig", default=None, help="signal to send (default KILL)")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def kill_cmd(ctx: click.Context, sig: str | None, containers: tuple[str, ...]) -> None:
+@cmdline.command("kill", context_settings=CMD)
+@cmdline.option("-s", "--signal", "sig", default=None, help="signal to send (default KILL)")
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def kill_cmd(ctx: cmdline.Context, sig: str | None, containers: tuple[str, ...]) -> None:
     """Kill one or more running containers."""
     c = client(ctx)
     _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/kill", signal=sig))
 
 
-@click.command("rm", context_settings=CMD)
-@click.option("-f", "--force", is_flag=True, help="kill a running container first")
-@click.option("-v", "--volumes", is_flag=True, help="remove its anonymous volumes too")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def rm_cmd(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+@cmdline.command("rm", context_settings=CMD)
+@cmdline.option("-f", "--force", is_flag=True, help="kill a running container first")
+@cmdline.option("-v", "--volumes", is_flag=True, help="remove its anonymous volumes too")
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def rm_cmd(ctx: cmdline.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove one or more containers."""
     c = client(ctx)
     _each(ctx, containers, lambda n: c.call("DELETE", f"/containers/{cid(n)}",
@@ -422,7 +424,7 @@ def _filters(items: tuple[str, ...]) -> dict[str, list[str]] | None:
     for f in items:
         k, sep, v = f.partition("=")
         if not sep:
-            raise click.BadParameter(f"bad format of filter (expected name=value): {f}")
+            raise cmdline.BadParameter(f"bad format of filter (expected name=value): {f}")
         out.setdefault(k, []).append(v)
     return out or None
 
@@ -455,16 +457,16 @@ def ports_text(ports: list[dict[str, Any]]) -> str:
     return ", ".join(out)
 
 
-@click.command("ps", context_settings=CMD)
-@click.option("-a", "--all", "all_", is_flag=True, help="show all containers")
-@click.option("-q", "--quiet", is_flag=True, help="only IDs")
-@click.option("-f", "--filter", "filters", multiple=True, help="filter (name=value)")
-@click.option("--format", "fmt", default=None, help="table, json, or a {{.Field}} template")
-@click.option("-n", "--last", type=int, default=-1, help="the n last created")
-@click.option("-l", "--latest", is_flag=True, help="the latest created")
-@click.option("--no-trunc", is_flag=True, help="do not truncate")
-@click.pass_context
-def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, ...],
+@cmdline.command("ps", context_settings=CMD)
+@cmdline.option("-a", "--all", "all_", is_flag=True, help="show all containers")
+@cmdline.option("-q", "--quiet", is_flag=True, help="only IDs")
+@cmdline.option("-f", "--filter", "filters", multiple=True, help="filter (name=value)")
+@cmdline.option("--format", "fmt", default=None, help="table, json, or a {{.Field}} template")
+@cmdline.option("-n", "--last", type=int, default=-1, help="the n last created")
+@cmdline.option("-l", "--latest", is_flag=True, help="the latest created")
+@cmdline.option("--no-trunc", is_flag=True, help="do not truncate")
+@cmdline.pass_context
+def ps_cmd(ctx: cmdline.Context, all_: bool, quiet: bool, filters: tuple[str, ...],
            fmt: str | None, last: int, latest: bool, no_trunc: bool) -> None:
     """List containers."""
     c = client(ctx)
@@ -474,7 +476,7 @@ def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, ...]
     rows = [_ps_row(s, not no_trunc) for s in cs]
     if quiet:
         for r in rows:
-            click.echo(r["ID"])
+            cmdline.echo(r["ID"])
         return
     print_rows(rows, fmt, ["ID", "Image", "Command", "RunningFor", "Status", "Ports",
                            "Names"],
@@ -484,6 +486,8 @@ def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, filters: tuple[str, ...]
 def _since(value: str | None) -> str | None:
     if not value:
         return None
+    import re
+
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
     if m:
         n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
@@ -494,19 +498,19 @@ def _since(value: str | None) -> str | None:
 
     t = parse_time(value)
     if not t:
-        raise click.BadParameter(f"invalid time {value!r}")
+        raise cmdline.BadParameter(f"invalid time {value!r}")
     return f"{t:.9f}"
 
 
-@click.command("logs", context_settings=CMD)
-@click.option("-f", "--follow", is_flag=True, help="follow log output")
-@click.option("-n", "--tail", default="all", help="lines from the end")
-@click.option("--since", default=None, help="since a time (RFC 3339, unix, or 10m)")
-@click.option("--until", default=None, help="until a time")
-@click.option("-t", "--timestamps", is_flag=True, help="show timestamps")
-@click.argument("container")
-@click.pass_context
-def logs_cmd(ctx: click.Context, follow: bool, tail: str, since: str | None,
+@cmdline.command("logs", context_settings=CMD)
+@cmdline.option("-f", "--follow", is_flag=True, help="follow log output")
+@cmdline.option("-n", "--tail", default="all", help="lines from the end")
+@cmdline.option("--since", default=None, help="since a time (RFC 3339, unix, or 10m)")
+@cmdline.option("--until", default=None, help="until a time")
+@cmdline.option("-t", "--timestamps", is_flag=True, help="show timestamps")
+@cmdline.argument("container")
+@cmdline.pass_context
+def logs_cmd(ctx: cmdline.Context, follow: bool, tail: str, since: str | None,
              until: str | None, timestamps: bool, container: str) -> None:
     """Fetch the logs of a container."""
     c = client(ctx)
@@ -518,19 +522,19 @@ def logs_cmd(ctx: click.Context, follow: bool, tail: str, since: str | None,
         demux.feed(chunk)
 
 
-@click.command("exec", context_settings=RUN)
-@click.option("-d", "--detach", is_flag=True, help="run in the background")
-@click.option("-i", "--interactive", is_flag=True, help="keep STDIN open")
-@click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-TTY")
-@click.option("-e", "--env", multiple=True, help="environment variables")
-@click.option("-w", "--workdir", default=None, help="working directory")
-@click.option("-u", "--user", default=None, help="user[:group]")
-@click.option("--privileged", is_flag=True, help="extended privileges")
-@click.option("--detach-keys", default=None, help="key sequence to detach")
-@click.argument("container")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.pass_context
-def exec_cmd(ctx: click.Context, detach: bool, interactive: bool, tty: bool,
+@cmdline.command("exec", context_settings=RUN)
+@cmdline.option("-d", "--detach", is_flag=True, help="run in the background")
+@cmdline.option("-i", "--interactive", is_flag=True, help="keep STDIN open")
+@cmdline.option("-t", "--tty", is_flag=True, help="allocate a pseudo-TTY")
+@cmdline.option("-e", "--env", multiple=True, help="environment variables")
+@cmdline.option("-w", "--workdir", default=None, help="working directory")
+@cmdline.option("-u", "--user", default=None, help="user[:group]")
+@cmdline.option("--privileged", is_flag=True, help="extended privileges")
+@cmdline.option("--detach-keys", default=None, help="key sequence to detach")
+@cmdline.argument("container")
+@cmdline.argument("command", nargs=-1, required=True, type=cmdline.UNPROCESSED)
+@cmdline.pass_context
+def exec_cmd(ctx: cmdline.Context, detach: bool, interactive: bool, tty: bool,
              env: tuple[str, ...], workdir: str | None, user: str | None, privileged: bool,
              detach_keys: str | None, container: str, command: tuple[str, ...]) -> None:
     """Execute a command in a running container."""
@@ -549,6 +553,8 @@ def exec_cmd(ctx: click.Context, detach: bool, interactive: bool, tty: bool,
     resize = _resize_fn(c, f"/exec/{eid}/resize") if tty else None
     with term.raw_mode(tty and interactive), term.on_resize(resize):
         if tty and (s := term.size()):
+            import threading
+
             threading.Thread(target=lambda: _quiet(resize, *s), daemon=True).start()
         try:
             term.copy(sock, first, tty_=tty, stdin=interactive,
@@ -559,12 +565,12 @@ def exec_cmd(ctx: click.Context, detach: bool, interactive: bool, tty: bool,
     sys.exit(code or 0)
 
 
-@click.command("attach", context_settings=CMD)
-@click.option("--no-stdin", is_flag=True, help="do not attach STDIN")
-@click.option("--detach-keys", default=None, help="key sequence to detach")
-@click.argument("container")
-@click.pass_context
-def attach_cmd(ctx: click.Context, no_stdin: bool, detach_keys: str | None,
+@cmdline.command("attach", context_settings=CMD)
+@cmdline.option("--no-stdin", is_flag=True, help="do not attach STDIN")
+@cmdline.option("--detach-keys", default=None, help="key sequence to detach")
+@cmdline.argument("container")
+@cmdline.pass_context
+def attach_cmd(ctx: cmdline.Context, no_stdin: bool, detach_keys: str | None,
                container: str) -> None:
     """Attach local standard input, output, and error streams to a running container."""
     c = client(ctx)
@@ -576,18 +582,18 @@ def attach_cmd(ctx: click.Context, no_stdin: bool, detach_keys: str | None,
     ended = attach_stream(c, info["Id"], tty=info["Config"]["Tty"], stdin=stdin,
                           detach_keys=term.parse_detach_keys(detach_keys))
     if not ended:
-        click.echo("read escape sequence", err=True)
+        cmdline.echo("read escape sequence", err=True)
         sys.exit(1)
     sys.exit(waiter.result())
 
 
-@click.command("inspect", context_settings=CMD)
-@click.option("-f", "--format", "fmt", default=None, help="a {{.Field}} template")
-@click.option("--type", "type_", type=click.Choice(["container", "image", "volume"]),
-              default=None)
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
+@cmdline.command("inspect", context_settings=CMD)
+@cmdline.option("-f", "--format", "fmt", default=None, help="a {{.Field}} template")
+@cmdline.option("--type", "type_", type=cmdline.Choice(["container", "image", "volume"]),
+                default=None)
+@cmdline.argument("names", nargs=-1, required=True)
+@cmdline.pass_context
+def inspect_cmd(ctx: cmdline.Context, fmt: str | None, type_: str | None,
                 names: tuple[str, ...]) -> None:
     """Low-level information on containers, images or volumes, as JSON."""
     c = client(ctx)
@@ -607,22 +613,22 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, type_: str | None,
                 except NotFound:
                     pass
         if obj is None:
-            click.echo(f"Error: No such object: {n}", err=True)
+            cmdline.echo(f"Error: No such object: {n}", err=True)
             failed = True
             continue
         out.append(obj)
     print_objects(out, fmt, failed)
 
 
-@click.command("wait", context_settings=CMD)
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def wait_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+@cmdline.command("wait", context_settings=CMD)
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def wait_cmd(ctx: cmdline.Context, containers: tuple[str, ...]) -> None:
     """Block until containers stop, then print their exit codes."""
     c = client(ctx)
     for n in containers:
         for msg in c.stream("POST", f"/containers/{cid(n)}/wait"):
-            click.echo(msg.get("StatusCode"))
+            cmdline.echo(msg.get("StatusCode"))
 
 
 COMMANDS = [run_cmd, create_cmd, start_cmd, stop_cmd, restart_cmd, kill_cmd, rm_cmd, ps_cmd,

@@ -3,21 +3,24 @@
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from typing import Any
 
-import click
+from pallet.cli.pallet import cmdline
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 SHORT_ID = 12
 _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 
 
 def parse_size(s: str) -> int:
+    import re
+
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", s.strip().lower())
     if not m:
-        raise click.BadParameter(f"invalid size: {s!r}")
+        raise cmdline.BadParameter(f"invalid size: {s!r}")
     return int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
 
 
@@ -47,6 +50,8 @@ def _lookup(obj: Any, path: str) -> Any:
 
 def render(template: str, obj: Any) -> str:
     """The small subset of Go templates docker users write: {{.A.B}}, {{json .X}}."""
+    import json
+    import re
 
     def sub(m: re.Match[str]) -> str:
         expr = m.group(1).strip()
@@ -67,14 +72,17 @@ def render(template: str, obj: Any) -> str:
 
 def print_rows(rows: list[dict[str, Any]], fmt: str | None, columns: list[str],
                headers: dict[str, str] | None = None) -> None:
+    import json
+    import re
+
     headers = headers or {}
     if fmt == "json":
         for r in rows:
-            click.echo(json.dumps(r))
+            cmdline.echo(json.dumps(r))
         return
     if fmt and fmt != "table" and not fmt.startswith("table "):
         for r in rows:
-            click.echo(render(fmt, r))
+            cmdline.echo(render(fmt, r))
         return
     if fmt and fmt.startswith("table "):
         columns = re.findall(r"\{\{\s*\.(\w+)\s*\}\}", fmt[6:]) or columns
@@ -93,10 +101,12 @@ def print_rows(rows: list[dict[str, Any]], fmt: str | None, columns: list[str],
 def print_objects(objs: list[Any], fmt: str | None, failed: bool) -> None:
     """`inspect`'s output: a JSON array, or the template once per object; exit status 1
     when some name was not found (after printing the others, as docker)."""
+    import json
+
     if fmt:
         for o in objs:
-            click.echo(render(fmt, o))
+            cmdline.echo(render(fmt, o))
     else:
-        click.echo(json.dumps(objs, indent=4))
+        cmdline.echo(json.dumps(objs, indent=4))
     if failed:
         raise SystemExit(1)

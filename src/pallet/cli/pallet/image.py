@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime
 import json
 
-import click
 from rich.console import Console
 from rich.table import Table
 
+from pallet.cli.pallet import cmdline
 from pallet.images.service import ImageService
 from pallet.oci.image import Platform
 
 
-def _svc(ctx: click.Context) -> ImageService:
+def _svc(ctx: cmdline.Context) -> ImageService:
     return ImageService(ctx.obj["root"], ctx.obj["snapshotter"])
 
 
@@ -25,7 +25,7 @@ def _platform(value: str | None) -> Platform | None:
     try:
         return Platform.parse(value) if value else None
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise cmdline.BadParameter(str(e)) from None
 
 
 def _size(n: int) -> str:
@@ -36,48 +36,48 @@ def _size(n: int) -> str:
     return str(n)
 
 
-@click.group()
+@cmdline.group()
 def image() -> None:
     """Manage images."""
 
 
 @image.command("import")
-@click.argument("source")
-@click.option("--format", "fmt", type=click.Choice(["oci", "docker-archive"]), default=None,
-              help="default: detected")
-@click.option("--name", "base_name", default=None,
-              help="repository for images named only by a tag in the layout")
-@click.pass_context
-def import_(ctx: click.Context, source: str, fmt: str | None, base_name: str | None) -> None:
+@cmdline.argument("source")
+@cmdline.option("--format", "fmt", type=cmdline.Choice(["oci", "docker-archive"]), default=None,
+                help="default: detected")
+@cmdline.option("--name", "base_name", default=None,
+                help="repository for images named only by a tag in the layout")
+@cmdline.pass_context
+def import_(ctx: cmdline.Context, source: str, fmt: str | None, base_name: str | None) -> None:
     """Import images from an OCI layout (directory or tar) or a docker-archive."""
     svc = _svc(ctx)
     for imp in svc.import_(source, fmt=fmt, base_name=base_name):
-        click.echo(f"{imp.name or '<unnamed>'} {imp.target.digest}")
+        cmdline.echo(f"{imp.name or '<unnamed>'} {imp.target.digest}")
 
 
 @image.command("export")
-@click.argument("names", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="destination directory or tar file")
-@click.option("--format", "fmt", type=click.Choice(["oci", "oci-archive", "docker-archive"]),
-              default="oci", show_default=True)
-@click.option("--platform", default=None, help="os/arch[/variant] (docker-archive)")
-@click.pass_context
-def export(ctx: click.Context, names: tuple[str, ...], output: str, fmt: str,
+@cmdline.argument("names", nargs=-1, required=True)
+@cmdline.option("-o", "--output", required=True, help="destination directory or tar file")
+@cmdline.option("--format", "fmt", type=cmdline.Choice(["oci", "oci-archive", "docker-archive"]),
+                default="oci", show_default=True)
+@cmdline.option("--platform", default=None, help="os/arch[/variant] (docker-archive)")
+@cmdline.pass_context
+def export(ctx: cmdline.Context, names: tuple[str, ...], output: str, fmt: str,
            platform: str | None) -> None:
     """Export images as an OCI layout (dir), a layout tar, or a docker-archive."""
     _svc(ctx).export(list(names), output, fmt=fmt, platform=_platform(platform))
 
 
 @image.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="names only")
-@click.pass_context
-def ls(ctx: click.Context, quiet: bool) -> None:
+@cmdline.option("-q", "--quiet", is_flag=True, help="names only")
+@cmdline.pass_context
+def ls(ctx: cmdline.Context, quiet: bool) -> None:
     """List images."""
     svc = _svc(ctx)
     imgs = svc.list()
     if quiet:
         for i in imgs:
-            click.echo(i.name)
+            cmdline.echo(i.name)
         return
     t = Table(box=None, pad_edge=False)
     for col in ("REPOSITORY", "TAG", "DIGEST", "TYPE", "CREATED"):
@@ -95,98 +95,98 @@ def ls(ctx: click.Context, quiet: bool) -> None:
 
 
 @image.command("inspect")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--platform", default=None, help="os/arch[/variant]")
-@click.pass_context
-def inspect(ctx: click.Context, names: tuple[str, ...], platform: str | None) -> None:
+@cmdline.argument("names", nargs=-1, required=True)
+@cmdline.option("--platform", default=None, help="os/arch[/variant]")
+@cmdline.pass_context
+def inspect(ctx: cmdline.Context, names: tuple[str, ...], platform: str | None) -> None:
     """Show an image's target, manifest and config as JSON."""
     svc = _svc(ctx)
     out = [svc.inspect(n, _platform(platform)) for n in names]
-    click.echo(json.dumps(out, indent=2))
+    cmdline.echo(json.dumps(out, indent=2))
 
 
 @image.command("rm")
-@click.argument("names", nargs=-1, required=True)
-@click.option("--no-prune", is_flag=True, help="keep content and snapshots no name refers to")
-@click.pass_context
-def rm(ctx: click.Context, names: tuple[str, ...], no_prune: bool) -> None:
+@cmdline.argument("names", nargs=-1, required=True)
+@cmdline.option("--no-prune", is_flag=True, help="keep content and snapshots no name refers to")
+@cmdline.pass_context
+def rm(ctx: cmdline.Context, names: tuple[str, ...], no_prune: bool) -> None:
     """Remove image names, then what only they kept (content, snapshots), as docker rmi."""
     svc = _svc(ctx)
     for n in names:
         name = svc.get(n).name
         svc.remove(n)
-        click.echo(f"Untagged: {name}")
+        cmdline.echo(f"Untagged: {name}")
     if not no_prune:
         _deleted(svc.gc())
 
 
 def _deleted(report) -> None:
     for d, _ in report.content:
-        click.echo(f"Deleted: {d}")
+        cmdline.echo(f"Deleted: {d}")
     for sn, key, _ in report.snapshots:
-        click.echo(f"Deleted snapshot: {sn}/{key}")
+        cmdline.echo(f"Deleted snapshot: {sn}/{key}")
 
 
 @image.command("prune")
-@click.option("-a", "--all", "all_images", is_flag=True,
-              help="also remove every image no container uses, not only unreferenced data")
-@click.option("-f", "--force", is_flag=True, help="do not prompt for confirmation")
-@click.option("--dry-run", is_flag=True, help="show what would be removed")
-@click.option("--grace", type=float, default=0.0, show_default=True,
-              help="keep content and snapshots younger than this many seconds")
-@click.pass_context
-def prune(ctx: click.Context, all_images: bool, force: bool, dry_run: bool,
+@cmdline.option("-a", "--all", "all_images", is_flag=True,
+                help="also remove every image no container uses, not only unreferenced data")
+@cmdline.option("-f", "--force", is_flag=True, help="do not prompt for confirmation")
+@cmdline.option("--dry-run", is_flag=True, help="show what would be removed")
+@cmdline.option("--grace", type=float, default=0.0, show_default=True,
+                help="keep content and snapshots younger than this many seconds")
+@cmdline.pass_context
+def prune(ctx: cmdline.Context, all_images: bool, force: bool, dry_run: bool,
           grace: float) -> None:
     """Remove unused images, content and snapshots (mark and sweep from image names,
     gc labels and leases; an in-progress pull or import holds a lease)."""
     if not force and not dry_run:
         what = ("all images without at least one container associated to them"
                 if all_images else "all content and snapshots no image refers to")
-        click.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to "
-                      "continue?", abort=True)
+        cmdline.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to "
+                        "continue?", abort=True)
     svc = _svc(ctx)
     untagged, report = svc.prune(all_images=all_images, grace=grace, dry_run=dry_run)
     if untagged or report.content or report.snapshots:
-        click.echo("Deleted Images:" if not dry_run else "Would delete:")
+        cmdline.echo("Deleted Images:" if not dry_run else "Would delete:")
     for n in untagged:
-        click.echo(f"untagged: {n}")
+        cmdline.echo(f"untagged: {n}")
     _deleted(report)
-    click.echo(f"Total reclaimed space: {_size(report.reclaimed)}")
+    cmdline.echo(f"Total reclaimed space: {_size(report.reclaimed)}")
 
 
 @image.command("tag")
-@click.argument("source")
-@click.argument("target")
-@click.pass_context
-def tag(ctx: click.Context, source: str, target: str) -> None:
+@cmdline.argument("source")
+@cmdline.argument("target")
+@cmdline.pass_context
+def tag(ctx: cmdline.Context, source: str, target: str) -> None:
     """Give an image another name."""
     _svc(ctx).tag(source, target)
 
 
 @image.command("unpack")
-@click.argument("name")
-@click.argument("dest", required=False)
-@click.option("--platform", default=None, help="os/arch[/variant]")
-@click.pass_context
-def unpack(ctx: click.Context, name: str, dest: str | None, platform: str | None) -> None:
+@cmdline.argument("name")
+@cmdline.argument("dest", required=False)
+@cmdline.option("--platform", default=None, help="os/arch[/variant]")
+@cmdline.pass_context
+def unpack(ctx: cmdline.Context, name: str, dest: str | None, platform: str | None) -> None:
     """Unpack an image's root filesystem into DEST, or into the snapshotter without DEST
     (prints the chain ID of the top snapshot)."""
     svc = _svc(ctx)
     if dest is None:
-        click.echo(svc.unpack(name, _platform(platform)))
+        cmdline.echo(svc.unpack(name, _platform(platform)))
     else:
         svc.unpack_to_dir(name, dest, _platform(platform))
 
 
 @image.command("bundle")
-@click.argument("name")
-@click.argument("dest")
-@click.option("--platform", default=None, help="os/arch[/variant]")
-@click.option("--snapshot", is_flag=True,
-              help="mount a writable snapshot at DEST/rootfs instead of copying (root)")
-@click.argument("args", nargs=-1)
-@click.pass_context
-def bundle(ctx: click.Context, name: str, dest: str, platform: str | None, snapshot: bool,
+@cmdline.argument("name")
+@cmdline.argument("dest")
+@cmdline.option("--platform", default=None, help="os/arch[/variant]")
+@cmdline.option("--snapshot", is_flag=True,
+                help="mount a writable snapshot at DEST/rootfs instead of copying (root)")
+@cmdline.argument("args", nargs=-1)
+@cmdline.pass_context
+def bundle(ctx: cmdline.Context, name: str, dest: str, platform: str | None, snapshot: bool,
            args: tuple[str, ...]) -> None:
     """Create an OCI runtime bundle (DEST/rootfs, DEST/config.json) from an image; ARGS
     replace the image's Cmd."""

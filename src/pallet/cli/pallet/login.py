@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.registry.client.api import login, logout
 from pallet.registry.client.credentials import DOCKER_HUB_KEY, Credentials
 from pallet.registry.client.hosts import DOCKER_HUB
@@ -21,14 +20,14 @@ def _registry(server: str | None) -> str:
     return server.rstrip("/")
 
 
-@click.command("login")
-@click.argument("server", required=False)
-@click.option("-u", "--username", default=None)
-@click.option("-p", "--password", default=None, help="(prefer --password-stdin)")
-@click.option("--password-stdin", is_flag=True, help="read the password from stdin")
-@click.option("--insecure", is_flag=True, help="skip TLS verification, allow http")
-@click.option("--plain-http", is_flag=True, help="use http, not https")
-@click.option("--hosts-dir", default=None, envvar="PALLET_HOSTS_DIR")
+@cmdline.command("login")
+@cmdline.argument("server", required=False)
+@cmdline.option("-u", "--username", default=None)
+@cmdline.option("-p", "--password", default=None, help="(prefer --password-stdin)")
+@cmdline.option("--password-stdin", is_flag=True, help="read the password from stdin")
+@cmdline.option("--insecure", is_flag=True, help="skip TLS verification, allow http")
+@cmdline.option("--plain-http", is_flag=True, help="use http, not https")
+@cmdline.option("--hosts-dir", default=None, envvar="PALLET_HOSTS_DIR")
 def login_cmd(server: str | None, username: str | None, password: str | None,
               password_stdin: bool, insecure: bool, plain_http: bool,
               hosts_dir: str | None) -> None:
@@ -37,22 +36,22 @@ def login_cmd(server: str | None, username: str | None, password: str | None,
 
     if password_stdin:
         if password is not None:
-            raise click.UsageError("--password and --password-stdin exclude each other")
+            raise cmdline.UsageError("--password and --password-stdin exclude each other")
         password = sys.stdin.readline().rstrip("\n")
     if username is None:
-        username = click.prompt("Username")
+        username = cmdline.prompt("Username")
     if password is None:
-        password = click.prompt("Password", hide_input=True)
+        password = cmdline.prompt("Password", hide_input=True)
     registry = _registry(server)
     opts = Options(hosts_dir=hosts_dir, insecure=insecure, plain_http=plain_http)
     asyncio.run(login(registry, Credentials(username, password), opts=opts))
-    click.echo("Login Succeeded")
+    cmdline.echo("Login Succeeded")
 
 
-@click.command("logout")
-@click.argument("server", required=False)
+@cmdline.command("logout")
+@cmdline.argument("server", required=False)
 def logout_cmd(server: str | None) -> None:
     """Remove a registry's stored credentials."""
     registry = _registry(server)
     logout(registry)
-    click.echo(f"Removing login credentials for {registry}")
+    cmdline.echo(f"Removing login credentials for {registry}")

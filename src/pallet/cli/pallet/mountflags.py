@@ -4,11 +4,12 @@ validates the rest (`pallet.daemon.mounts`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.fmt import parse_size
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 _BARE_TRUE = ("readonly", "ro", "volume-nocopy", "bind-nonrecursive")
 
@@ -19,14 +20,14 @@ def _bool(key: str, value: str) -> bool:
         return True
     if v in ("0", "false"):
         return False
-    raise click.BadParameter(f"invalid value for {key}: {value}", param_hint="--mount")
+    raise cmdline.BadParameter(f"invalid value for {key}: {value}", param_hint="--mount")
 
 
 def _kv(key: str, value: str) -> tuple[str, str]:
     k, sep, v = value.partition("=")
     if not sep:
-        raise click.BadParameter(f"invalid value for {key}: {value} (want key=value)",
-                                 param_hint="--mount")
+        raise cmdline.BadParameter(f"invalid value for {key}: {value} (want key=value)",
+                                   param_hint="--mount")
     return k, v
 
 
@@ -39,8 +40,8 @@ def parse_mount(spec: str) -> dict[str, Any]:
         key = key.strip().lower()
         if not sep:
             if key not in _BARE_TRUE:
-                raise click.BadParameter(f"invalid field '{field}' must be a key=value pair",
-                                         param_hint="--mount")
+                raise cmdline.BadParameter(f"invalid field '{field}' must be a key=value pair",
+                                           param_hint="--mount")
             value = "true"
         if key == "type":
             m["Type"] = value
@@ -72,13 +73,13 @@ def parse_mount(spec: str) -> dict[str, Any]:
             try:
                 m.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
             except ValueError:
-                raise click.BadParameter(f"invalid value for {key}: {value}",
-                                         param_hint="--mount") from None
+                raise cmdline.BadParameter(f"invalid value for {key}: {value}",
+                                           param_hint="--mount") from None
         else:
-            raise click.BadParameter(f"unexpected key '{key}' in '{spec}'",
-                                     param_hint="--mount")
+            raise cmdline.BadParameter(f"unexpected key '{key}' in '{spec}'",
+                                       param_hint="--mount")
     if not m.get("Target"):
-        raise click.BadParameter("target is required", param_hint="--mount")
+        raise cmdline.BadParameter("target is required", param_hint="--mount")
     if vol:
         m["VolumeOptions"] = vol
     return m

@@ -6,40 +6,39 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.containers import CMD, _filters, client
 from pallet.cli.pallet.fmt import SHORT_ID, print_rows
 
 
-@click.group("network", context_settings=CMD)
+@cmdline.group("network", context_settings=CMD)
 def network() -> None:
     """Manage networks."""
 
 
 @network.command("create", context_settings=CMD)
-@click.option("-d", "--driver", default="bridge", help="driver (bridge)")
-@click.option("--subnet", default=None, help="subnet in CIDR form")
-@click.option("--gateway", default=None, help="gateway of the subnet")
-@click.option("--internal", is_flag=True, help="no way out of the network")
-@click.option("--attachable", is_flag=True, help="(accepted)")
-@click.option("-o", "--opt", multiple=True, help="driver options key=value")
-@click.option("--label", multiple=True, help="metadata key=value")
-@click.argument("name")
-@click.pass_context
-def create_cmd(ctx: click.Context, driver: str, subnet: str | None, gateway: str | None,
+@cmdline.option("-d", "--driver", default="bridge", help="driver (bridge)")
+@cmdline.option("--subnet", default=None, help="subnet in CIDR form")
+@cmdline.option("--gateway", default=None, help="gateway of the subnet")
+@cmdline.option("--internal", is_flag=True, help="no way out of the network")
+@cmdline.option("--attachable", is_flag=True, help="(accepted)")
+@cmdline.option("-o", "--opt", multiple=True, help="driver options key=value")
+@cmdline.option("--label", multiple=True, help="metadata key=value")
+@cmdline.argument("name")
+@cmdline.pass_context
+def create_cmd(ctx: cmdline.Context, driver: str, subnet: str | None, gateway: str | None,
                internal: bool, attachable: bool, opt: tuple[str, ...],
                label: tuple[str, ...], name: str) -> None:
     """Create a network."""
     if gateway and not subnet:
-        raise click.BadParameter("--gateway needs --subnet", param_hint="--gateway")
+        raise cmdline.BadParameter("--gateway needs --subnet", param_hint="--gateway")
     ipam: dict[str, Any] = {"Driver": "default", "Config": []}
     if subnet:
         ipam["Config"] = [{"Subnet": subnet, **({"Gateway": gateway} if gateway else {})}]
     body = {"Name": name, "CheckDuplicate": True, "Driver": driver, "IPAM": ipam,
             "Internal": internal, "Attachable": attachable,
             "Options": dict(_pair(o) for o in opt), "Labels": dict(_pair(x) for x in label)}
-    click.echo(client(ctx).post("/networks/create", body)["Id"])
+    cmdline.echo(client(ctx).post("/networks/create", body)["Id"])
 
 
 def _pair(item: str) -> tuple[str, str]:
@@ -48,12 +47,12 @@ def _pair(item: str) -> tuple[str, str]:
 
 
 @network.command("ls", context_settings=CMD)
-@click.option("-q", "--quiet", is_flag=True, help="only IDs")
-@click.option("-f", "--filter", "filters", multiple=True, help="filter (name=value)")
-@click.option("--format", "fmt", default=None, help="table, json, or a template")
-@click.option("--no-trunc", is_flag=True, help="do not truncate IDs")
-@click.pass_context
-def ls_cmd(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None,
+@cmdline.option("-q", "--quiet", is_flag=True, help="only IDs")
+@cmdline.option("-f", "--filter", "filters", multiple=True, help="filter (name=value)")
+@cmdline.option("--format", "fmt", default=None, help="table, json, or a template")
+@cmdline.option("--no-trunc", is_flag=True, help="do not truncate IDs")
+@cmdline.pass_context
+def ls_cmd(ctx: cmdline.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None,
            no_trunc: bool) -> None:
     """List networks."""
     nets = client(ctx).get("/networks", filters=_filters(filters))
@@ -63,16 +62,16 @@ def ls_cmd(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str |
             for n in sorted(nets, key=lambda n: n["Name"])]
     if quiet:
         for r in rows:
-            click.echo(r["ID"])
+            cmdline.echo(r["ID"])
         return
     print_rows(rows, fmt, ["ID", "Name", "Driver", "Scope"], {"ID": "NETWORK ID"})
 
 
 @network.command("inspect", context_settings=CMD)
-@click.option("-f", "--format", "fmt", default=None, help="a template")
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def inspect_cmd(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
+@cmdline.option("-f", "--format", "fmt", default=None, help="a template")
+@cmdline.argument("names", nargs=-1, required=True)
+@cmdline.pass_context
+def inspect_cmd(ctx: cmdline.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show networks in detail."""
     from pallet.cli.pallet.fmt import render
 
@@ -80,63 +79,63 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> 
     out = [c.get(f"/networks/{n}") for n in names]
     if fmt:
         for o in out:
-            click.echo(render(fmt, o))
+            cmdline.echo(render(fmt, o))
     else:
-        click.echo(json.dumps(out, indent=4))
+        cmdline.echo(json.dumps(out, indent=4))
 
 
 @network.command("rm", context_settings=CMD)
-@click.argument("names", nargs=-1, required=True)
-@click.pass_context
-def rm_cmd(ctx: click.Context, names: tuple[str, ...]) -> None:
+@cmdline.argument("names", nargs=-1, required=True)
+@cmdline.pass_context
+def rm_cmd(ctx: cmdline.Context, names: tuple[str, ...]) -> None:
     """Remove networks."""
     c = client(ctx)
     for n in names:
         c.call("DELETE", f"/networks/{n}")
-        click.echo(n)
+        cmdline.echo(n)
 
 
 @network.command("connect", context_settings=CMD)
-@click.option("--alias", multiple=True, help="names of the container on the network")
-@click.argument("net")
-@click.argument("container")
-@click.pass_context
-def connect_cmd(ctx: click.Context, alias: tuple[str, ...], net: str, container: str) -> None:
+@cmdline.option("--alias", multiple=True, help="names of the container on the network")
+@cmdline.argument("net")
+@cmdline.argument("container")
+@cmdline.pass_context
+def connect_cmd(ctx: cmdline.Context, alias: tuple[str, ...], net: str, container: str) -> None:
     """Connect a container to a network."""
     client(ctx).post(f"/networks/{net}/connect", {
         "Container": container, "EndpointConfig": {"Aliases": list(alias) or None}})
 
 
 @network.command("disconnect", context_settings=CMD)
-@click.option("-f", "--force", is_flag=True, help="force")
-@click.argument("net")
-@click.argument("container")
-@click.pass_context
-def disconnect_cmd(ctx: click.Context, force: bool, net: str, container: str) -> None:
+@cmdline.option("-f", "--force", is_flag=True, help="force")
+@cmdline.argument("net")
+@cmdline.argument("container")
+@cmdline.pass_context
+def disconnect_cmd(ctx: cmdline.Context, force: bool, net: str, container: str) -> None:
     """Disconnect a container from a network."""
     client(ctx).post(f"/networks/{net}/disconnect", {"Container": container, "Force": force})
 
 
 @network.command("prune", context_settings=CMD)
-@click.option("-f", "--force", is_flag=True, help="do not ask")
-@click.pass_context
-def prune_cmd(ctx: click.Context, force: bool) -> None:
+@cmdline.option("-f", "--force", is_flag=True, help="do not ask")
+@cmdline.pass_context
+def prune_cmd(ctx: cmdline.Context, force: bool) -> None:
     """Remove all unused networks."""
     if not force:
-        click.confirm("WARNING! This will remove all custom networks not used by at least "
-                      "one container.\nAre you sure you want to continue?", abort=True)
+        cmdline.confirm("WARNING! This will remove all custom networks not used by at least "
+                        "one container.\nAre you sure you want to continue?", abort=True)
     deleted = client(ctx).post("/networks/prune").get("NetworksDeleted") or []
     if deleted:
-        click.echo("Deleted Networks:")
+        cmdline.echo("Deleted Networks:")
         for n in deleted:
-            click.echo(n)
+            cmdline.echo(n)
 
 
-@click.command("port", context_settings=CMD)
-@click.argument("container")
-@click.argument("private", required=False)
-@click.pass_context
-def port_cmd(ctx: click.Context, container: str, private: str | None) -> None:
+@cmdline.command("port", context_settings=CMD)
+@cmdline.argument("container")
+@cmdline.argument("private", required=False)
+@cmdline.pass_context
+def port_cmd(ctx: cmdline.Context, container: str, private: str | None) -> None:
     """List the port mappings of a container, or the one of PRIVATE (port[/proto])."""
     ports = client(ctx).get(f"/containers/{container}/json")["NetworkSettings"]["Ports"] or {}
     if private and "/" not in private:
@@ -147,7 +146,7 @@ def port_cmd(ctx: click.Context, container: str, private: str | None) -> None:
             continue
         for b in binds or []:
             found = True
-            click.echo(f"{b['HostIp']}:{b['HostPort']}" if private
-                       else f"{key} -> {b['HostIp']}:{b['HostPort']}")
+            cmdline.echo(f"{b['HostIp']}:{b['HostPort']}" if private
+                         else f"{key} -> {b['HostIp']}:{b['HostPort']}")
     if private and not found:
-        raise click.ClickException(f"no public port '{private}' published for {container}")
+        raise cmdline.ClickException(f"no public port '{private}' published for {container}")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from typing import Any
 
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.client import cid
 from pallet.cli.pallet.containers import CMD, _each, _restart, client
 from pallet.cli.pallet.fmt import SHORT_ID, human_size, parse_size, print_rows
+
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -70,14 +71,14 @@ STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "CPUPerc": "CPU
                  "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
 
 
-@click.command("stats", context_settings=CMD)
-@click.option("-a", "--all", "all_", is_flag=True, help="all containers (default: running)")
-@click.option("--no-stream", is_flag=True, help="one sample, then exit")
-@click.option("--no-trunc", is_flag=True, help="do not truncate the IDs")
-@click.option("--format", "fmt", default=None, help="table, json, or a {{.Field}} template")
-@click.argument("containers", nargs=-1)
-@click.pass_context
-def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
+@cmdline.command("stats", context_settings=CMD)
+@cmdline.option("-a", "--all", "all_", is_flag=True, help="all containers (default: running)")
+@cmdline.option("--no-stream", is_flag=True, help="one sample, then exit")
+@cmdline.option("--no-trunc", is_flag=True, help="do not truncate the IDs")
+@cmdline.option("--format", "fmt", default=None, help="table, json, or a {{.Field}} template")
+@cmdline.argument("containers", nargs=-1)
+@cmdline.pass_context
+def stats_cmd(ctx: cmdline.Context, all_: bool, no_stream: bool, no_trunc: bool,
               fmt: str | None, containers: tuple[str, ...]) -> None:
     """Display a live stream of containers' resource usage."""
     c = client(ctx)
@@ -97,7 +98,7 @@ def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
             results = list(pool.map(one, names))
         errors = [r for r in results if isinstance(r, Exception)]
         for e in errors:
-            click.echo(str(e), err=True)
+            cmdline.echo(str(e), err=True)
         print_rows([r for r in results if not isinstance(r, Exception)], fmt, STATS_COLUMNS,
                    STATS_HEADERS)
         if errors:
@@ -112,22 +113,25 @@ def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
         except Exception:
             latest.pop(name, None)  # it went away: drop its row
 
+    import threading
+
     for n in names:
         threading.Thread(target=follow, args=(n,), daemon=True).start()
     while True:
         time.sleep(1)
-        click.echo("\033[2J\033[H", nl=False)
+        if sys.stdout.isatty():  # clear the screen; a pipe gets the tables one after another
+            cmdline.echo("\033[2J\033[H", nl=False)
         print_rows([latest[n] for n in names if n in latest], fmt, STATS_COLUMNS,
                    STATS_HEADERS)
 
 
-def _state_verb(verb: str, doc: str) -> click.Command:
+def _state_verb(verb: str, doc: str) -> cmdline.Command:
     """pause and unpause: one POST per container, its name echoed as docker does."""
 
-    @click.command(verb, context_settings=CMD, help=doc)
-    @click.argument("containers", nargs=-1, required=True)
-    @click.pass_context
-    def cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    @cmdline.command(verb, context_settings=CMD, help=doc)
+    @cmdline.argument("containers", nargs=-1, required=True)
+    @cmdline.pass_context
+    def cmd(ctx: cmdline.Context, containers: tuple[str, ...]) -> None:
         c = client(ctx)
         _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/{verb}"))
 
@@ -138,31 +142,31 @@ pause_cmd = _state_verb("pause", "Pause all processes within one or more contain
 unpause_cmd = _state_verb("unpause", "Unpause all processes within one or more containers.")
 
 
-@click.command("rename", context_settings=CMD)
-@click.argument("container")
-@click.argument("new_name")
-@click.pass_context
-def rename_cmd(ctx: click.Context, container: str, new_name: str) -> None:
+@cmdline.command("rename", context_settings=CMD)
+@cmdline.argument("container")
+@cmdline.argument("new_name")
+@cmdline.pass_context
+def rename_cmd(ctx: cmdline.Context, container: str, new_name: str) -> None:
     """Rename a container."""
     client(ctx).post(f"/containers/{cid(container)}/rename", name=new_name)
 
 
-@click.command("update", context_settings=CMD)
-@click.option("--cpus", type=float, default=None, help="number of CPUs")
-@click.option("-c", "--cpu-shares", type=int, default=None, help="CPU shares")
-@click.option("--cpu-period", type=int, default=None, help="CFS period")
-@click.option("--cpu-quota", type=int, default=None, help="CFS quota")
-@click.option("--cpuset-cpus", default=None, help="CPUs allowed (0-3, 0,1)")
-@click.option("--cpuset-mems", default=None, help="memory nodes allowed")
-@click.option("-m", "--memory", default=None, help="memory limit (e.g. 64m)")
-@click.option("--memory-reservation", default=None, help="memory soft limit")
-@click.option("--memory-swap", default=None, help="memory + swap limit (-1: unlimited)")
-@click.option("--pids-limit", type=int, default=None, help="pids limit (-1: unlimited)")
-@click.option("--blkio-weight", type=int, default=None, help="block IO weight (10-1000)")
-@click.option("--restart", default=None, help="restart policy")
-@click.argument("containers", nargs=-1, required=True)
-@click.pass_context
-def update_cmd(ctx: click.Context, cpus: float | None, cpu_shares: int | None,
+@cmdline.command("update", context_settings=CMD)
+@cmdline.option("--cpus", type=float, default=None, help="number of CPUs")
+@cmdline.option("-c", "--cpu-shares", type=int, default=None, help="CPU shares")
+@cmdline.option("--cpu-period", type=int, default=None, help="CFS period")
+@cmdline.option("--cpu-quota", type=int, default=None, help="CFS quota")
+@cmdline.option("--cpuset-cpus", default=None, help="CPUs allowed (0-3, 0,1)")
+@cmdline.option("--cpuset-mems", default=None, help="memory nodes allowed")
+@cmdline.option("-m", "--memory", default=None, help="memory limit (e.g. 64m)")
+@cmdline.option("--memory-reservation", default=None, help="memory soft limit")
+@cmdline.option("--memory-swap", default=None, help="memory + swap limit (-1: unlimited)")
+@cmdline.option("--pids-limit", type=int, default=None, help="pids limit (-1: unlimited)")
+@cmdline.option("--blkio-weight", type=int, default=None, help="block IO weight (10-1000)")
+@cmdline.option("--restart", default=None, help="restart policy")
+@cmdline.argument("containers", nargs=-1, required=True)
+@cmdline.pass_context
+def update_cmd(ctx: cmdline.Context, cpus: float | None, cpu_shares: int | None,
                cpu_period: int | None, cpu_quota: int | None, cpuset_cpus: str | None,
                cpuset_mems: str | None, memory: str | None, memory_reservation: str | None,
                memory_swap: str | None, pids_limit: int | None, blkio_weight: int | None,
@@ -182,7 +186,7 @@ def update_cmd(ctx: click.Context, cpus: float | None, cpu_shares: int | None,
     if restart:
         body["RestartPolicy"] = _restart(restart)
     if not body:
-        raise click.UsageError("you must provide one or more flags when using this command")
+        raise cmdline.UsageError("you must provide one or more flags when using this command")
     c = client(ctx)
     _each(ctx, containers, lambda n: c.post(f"/containers/{cid(n)}/update", body))
 
@@ -201,15 +205,15 @@ def tabwriter(rows: list[list[str]], minwidth: int = 20, padding: int = 3) -> st
     return "\n".join(lines)
 
 
-@click.command("top", context_settings={**CMD, "ignore_unknown_options": True})
-@click.argument("container")
-@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def top_cmd(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
+@cmdline.command("top", context_settings={**CMD, "ignore_unknown_options": True})
+@cmdline.argument("container")
+@cmdline.argument("ps_args", nargs=-1, type=cmdline.UNPROCESSED)
+@cmdline.pass_context
+def top_cmd(ctx: cmdline.Context, container: str, ps_args: tuple[str, ...]) -> None:
     """Display the running processes of a container."""
     t = client(ctx).get(f"/containers/{cid(container)}/top",
                         ps_args=" ".join(ps_args) or None)
-    click.echo(tabwriter([t["Titles"], *t["Processes"]]))
+    cmdline.echo(tabwriter([t["Titles"], *t["Processes"]]))
 
 
 COMMANDS = [stats_cmd, pause_cmd, unpause_cmd, rename_cmd, update_cmd, top_cmd]

@@ -6,12 +6,11 @@ import logging
 import os
 import sys
 
-import click
-
+from pallet.cli.pallet import cmdline
 from pallet.registry.server import config as _config
 
 
-@click.group()
+@cmdline.group()
 def registry() -> None:
     """Run an OCI registry."""
 
@@ -25,33 +24,33 @@ def _load(path: str | None, **flags: object) -> _config.Config:
 
 
 @registry.command("serve")
-@click.option("-c", "--config", "config_path", default=None, type=click.Path(exists=True),
-              help="TOML configuration file (flags override it)")
-@click.option("--addr", default=None, help=f"host:port to listen on [{_config.DEFAULT_ADDR}]")
-@click.option("--storage", "root", default=None,
-              help=f"storage root [{_config.DEFAULT_ROOT}]")
-@click.option("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
-@click.option("--tls-key", default=None, help="the certificate's private key (PEM)")
-@click.option("--auth", type=click.Choice(_config.AUTH_TYPES), default=None)
-@click.option("--htpasswd", default=None, help="htpasswd file with bcrypt entries")
-@click.option("--realm", default=None, help="Basic auth realm")
-@click.option("--anonymous-read/--no-anonymous-read", default=None,
-              help="allow pulls without credentials")
-@click.option("--token-realm", default=None, help="token service URL in challenges "
-              "[this server's /token]")
-@click.option("--token-service", default=None, help="token audience (service name)")
-@click.option("--delete/--no-delete", default=None,
-              help="allow DELETE of manifests, tags and blobs")
-@click.option("--rate-limit", type=float, default=None,
-              help="requests per second per client IP; over it 429 TOOMANYREQUESTS [off]")
-@click.option("--rate-burst", type=int, default=None, help="bucket size [2x the rate]")
-@click.option("--token-signing", type=click.Choice(_config.SIGNING), default=None,
-              help="token signatures: HS256, or RS256 with an x5c chain that another "
-              "registry can trust (<storage>/token-ca.crt unless configured)")
-@click.option("--print-address", is_flag=True,
-              help="print the URL on stdout once listening (useful with port 0)")
-@click.option("--log-level", default="warning",
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@cmdline.option("-c", "--config", "config_path", default=None, type=cmdline.Path(exists=True),
+                help="TOML configuration file (flags override it)")
+@cmdline.option("--addr", default=None, help=f"host:port to listen on [{_config.DEFAULT_ADDR}]")
+@cmdline.option("--storage", "root", default=None,
+                help=f"storage root [{_config.DEFAULT_ROOT}]")
+@cmdline.option("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
+@cmdline.option("--tls-key", default=None, help="the certificate's private key (PEM)")
+@cmdline.option("--auth", type=cmdline.Choice(_config.AUTH_TYPES), default=None)
+@cmdline.option("--htpasswd", default=None, help="htpasswd file with bcrypt entries")
+@cmdline.option("--realm", default=None, help="Basic auth realm")
+@cmdline.option("--anonymous-read/--no-anonymous-read", default=None,
+                help="allow pulls without credentials")
+@cmdline.option("--token-realm", default=None, help="token service URL in challenges "
+                "[this server's /token]")
+@cmdline.option("--token-service", default=None, help="token audience (service name)")
+@cmdline.option("--delete/--no-delete", default=None,
+                help="allow DELETE of manifests, tags and blobs")
+@cmdline.option("--rate-limit", type=float, default=None,
+                help="requests per second per client IP; over it 429 TOOMANYREQUESTS [off]")
+@cmdline.option("--rate-burst", type=int, default=None, help="bucket size [2x the rate]")
+@cmdline.option("--token-signing", type=cmdline.Choice(_config.SIGNING), default=None,
+                help="token signatures: HS256, or RS256 with an x5c chain that another "
+                "registry can trust (<storage>/token-ca.crt unless configured)")
+@cmdline.option("--print-address", is_flag=True,
+                help="print the URL on stdout once listening (useful with port 0)")
+@cmdline.option("--log-level", default="warning",
+                type=cmdline.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: str | None, addr: str | None, root: str | None, tls_cert: str | None,
           tls_key: str | None, auth: str | None, htpasswd: str | None, realm: str | None,
           anonymous_read: bool | None, token_realm: str | None, token_service: str | None,
@@ -85,7 +84,7 @@ def serve(config_path: str | None, addr: str | None, root: str | None, tls_cert:
 
     def ready(url: str) -> None:
         if print_address:
-            click.echo(url)
+            cmdline.echo(url)
             sys.stdout.flush()
         logging.getLogger("pallet.registry").info("listening on %s", url)
 
@@ -93,15 +92,15 @@ def serve(config_path: str | None, addr: str | None, root: str | None, tls_cert:
 
 
 @registry.command("gc")
-@click.option("-c", "--config", "config_path", default=None, type=click.Path(exists=True))
-@click.option("--storage", "root", default=None, help="storage root")
-@click.option("--dry-run", is_flag=True, help="only report what would be deleted")
-@click.option("--delete-untagged", is_flag=True,
-              help="also delete manifests no tag reaches (and not their referrers' subjects)")
-@click.option("--grace", default=0.0, show_default=True,
-              help="keep blobs younger than this many seconds")
-@click.option("--upload-age", default=7 * 24 * 3600.0, show_default=True,
-              help="cancel upload sessions older than this many seconds")
+@cmdline.option("-c", "--config", "config_path", default=None, type=cmdline.Path(exists=True))
+@cmdline.option("--storage", "root", default=None, help="storage root")
+@cmdline.option("--dry-run", is_flag=True, help="only report what would be deleted")
+@cmdline.option("--delete-untagged", is_flag=True,
+                help="also delete manifests no tag reaches (and not their referrers' subjects)")
+@cmdline.option("--grace", default=0.0, show_default=True,
+                help="keep blobs younger than this many seconds")
+@cmdline.option("--upload-age", default=7 * 24 * 3600.0, show_default=True,
+                help="cancel upload sessions older than this many seconds")
 def gc(config_path: str | None, root: str | None, dry_run: bool, delete_untagged: bool,
        grace: float, upload_age: float) -> None:
     """Delete blobs no manifest references (run with the server stopped)."""
@@ -117,8 +116,8 @@ def gc(config_path: str | None, root: str | None, dry_run: bool, delete_untagged
         storage.close()
     verb = "would delete" if dry_run else "deleted"
     for repo, dg in res.deleted_manifests:
-        click.echo(f"{verb} manifest {repo}@{dg}")
+        cmdline.echo(f"{verb} manifest {repo}@{dg}")
     for dg in res.deleted_blobs:
-        click.echo(f"{verb} blob {dg}")
-    click.echo(f"{res.marked} blobs marked, {len(res.deleted_blobs)} {verb} "
-               f"({res.freed_bytes} bytes), {len(res.purged_uploads)} uploads purged")
+        cmdline.echo(f"{verb} blob {dg}")
+    cmdline.echo(f"{res.marked} blobs marked, {len(res.deleted_blobs)} {verb} "
+                 f"({res.freed_bytes} bytes), {len(res.purged_uploads)} uploads purged")

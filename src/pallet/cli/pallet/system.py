@@ -3,27 +3,28 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
-
-import click
 
 import pallet
+from pallet.cli.pallet import cmdline
 from pallet.cli.pallet.client import Client
 from pallet.cli.pallet.containers import CMD, COMMANDS, _filters, _since, client
 from pallet.cli.pallet.fmt import SHORT_ID, ago, human_size, print_rows, render
 
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    from typing import Any
 
-@click.command("images", context_settings=CMD)
-@click.option("-q", "--quiet", is_flag=True, help="only image IDs")
-@click.option("-a", "--all", "all_", is_flag=True, help="(all images are shown)")
-@click.option("--format", "fmt", default=None, help="table, json, or a template")
-@click.option("--no-trunc", is_flag=True, help="do not truncate IDs")
-@click.option("-f", "--filter", "filters", multiple=True, help="filter (reference=...)")
-@click.argument("repository", required=False)
-@click.pass_context
-def images_cmd(ctx: click.Context, quiet: bool, all_: bool, fmt: str | None, no_trunc: bool,
+
+@cmdline.command("images", context_settings=CMD)
+@cmdline.option("-q", "--quiet", is_flag=True, help="only image IDs")
+@cmdline.option("-a", "--all", "all_", is_flag=True, help="(all images are shown)")
+@cmdline.option("--format", "fmt", default=None, help="table, json, or a template")
+@cmdline.option("--no-trunc", is_flag=True, help="do not truncate IDs")
+@cmdline.option("-f", "--filter", "filters", multiple=True, help="filter (reference=...)")
+@cmdline.argument("repository", required=False)
+@cmdline.pass_context
+def images_cmd(ctx: cmdline.Context, quiet: bool, all_: bool, fmt: str | None, no_trunc: bool,
                filters: tuple[str, ...], repository: str | None) -> None:
     """List images (through palletd)."""
     c = client(ctx)
@@ -42,17 +43,17 @@ def images_cmd(ctx: click.Context, quiet: bool, all_: bool, fmt: str | None, no_
                          "Containers": "N/A"})
     if quiet:
         for iid in dict.fromkeys(r["ID"] for r in rows):
-            click.echo(iid)
+            cmdline.echo(iid)
         return
     print_rows(rows, fmt, ["Repository", "Tag", "ID", "CreatedSince", "Size"],
                {"ID": "IMAGE ID", "CreatedSince": "CREATED"})
 
 
-@click.command("tag", context_settings=CMD)
-@click.argument("source")
-@click.argument("target")
-@click.pass_context
-def tag_cmd(ctx: click.Context, source: str, target: str) -> None:
+@cmdline.command("tag", context_settings=CMD)
+@cmdline.argument("source")
+@cmdline.argument("target")
+@cmdline.pass_context
+def tag_cmd(ctx: cmdline.Context, source: str, target: str) -> None:
     """Create a tag TARGET that refers to SOURCE (through palletd)."""
     from pallet.images import reference
 
@@ -61,32 +62,34 @@ def tag_cmd(ctx: click.Context, source: str, target: str) -> None:
     client(ctx).post(f"/images/{source}/tag", repo=repo, tag=r.tag or "latest")
 
 
-@click.command("rmi", context_settings=CMD)
-@click.option("-f", "--force", is_flag=True, help="force removal")
-@click.option("--no-prune", is_flag=True, help="keep the content (no GC)")
-@click.argument("images", nargs=-1, required=True)
-@click.pass_context
-def rmi_cmd(ctx: click.Context, force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
+@cmdline.command("rmi", context_settings=CMD)
+@cmdline.option("-f", "--force", is_flag=True, help="force removal")
+@cmdline.option("--no-prune", is_flag=True, help="keep the content (no GC)")
+@cmdline.argument("images", nargs=-1, required=True)
+@cmdline.pass_context
+def rmi_cmd(ctx: cmdline.Context, force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
     """Remove images (through palletd)."""
     c = client(ctx)
     for name in images:
         for item in c.call("DELETE", f"/images/{name}", {"force": force,
                                                          "noprune": no_prune}) or []:
             for k, v in item.items():
-                click.echo(f"{k}: {v}")
+                cmdline.echo(f"{k}: {v}")
 
 
-@click.command("info", context_settings=CMD)
-@click.option("-f", "--format", "fmt", default=None, help="json or a template")
-@click.pass_context
-def info_cmd(ctx: click.Context, fmt: str | None) -> None:
+@cmdline.command("info", context_settings=CMD)
+@cmdline.option("-f", "--format", "fmt", default=None, help="json or a template")
+@cmdline.pass_context
+def info_cmd(ctx: cmdline.Context, fmt: str | None) -> None:
     """Display system-wide information."""
     i = client(ctx).get("/info")
     if fmt == "json":
-        click.echo(json.dumps(i))
+        import json
+
+        cmdline.echo(json.dumps(i))
         return
     if fmt:
-        click.echo(render(fmt, i))
+        cmdline.echo(render(fmt, i))
         return
     lines = [
         "Server:",
@@ -113,15 +116,15 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
         f" Docker Root Dir: {i['DockerRootDir']}",
         f" Live Restore Enabled: {str(i['LiveRestoreEnabled']).lower()}",
     ]
-    click.echo("\n".join(lines))
+    cmdline.echo("\n".join(lines))
     for w in i.get("Warnings") or []:
-        click.echo(f"WARNING: {w}", err=True)
+        cmdline.echo(f"WARNING: {w}", err=True)
 
 
-@click.command("version", context_settings=CMD)
-@click.option("-f", "--format", "fmt", default=None, help="json or a template")
-@click.pass_context
-def version_cmd(ctx: click.Context, fmt: str | None) -> None:
+@cmdline.command("version", context_settings=CMD)
+@cmdline.option("-f", "--format", "fmt", default=None, help="json or a template")
+@cmdline.pass_context
+def version_cmd(ctx: cmdline.Context, fmt: str | None) -> None:
     """Show the pallet and palletd version information."""
     import platform
 
@@ -134,54 +137,58 @@ def version_cmd(ctx: click.Context, fmt: str | None) -> None:
         server = None
         err = e
     if fmt == "json":
-        click.echo(json.dumps({"Client": cl, "Server": server}))
+        import json
+
+        cmdline.echo(json.dumps({"Client": cl, "Server": server}))
         return
     if fmt:
-        click.echo(render(fmt, {"Client": cl, "Server": server}))
+        cmdline.echo(render(fmt, {"Client": cl, "Server": server}))
         return
-    click.echo(f"Client:\n Version:           {cl['Version']}\n"
-               f" API version:       {cl['ApiVersion']}\n Python version:    "
-               f"{cl['GoVersion'][6:]}\n OS/Arch:           linux/{cl['Arch']}\n")
+    cmdline.echo(f"Client:\n Version:           {cl['Version']}\n"
+                 f" API version:       {cl['ApiVersion']}\n Python version:    "
+                 f"{cl['GoVersion'][6:]}\n OS/Arch:           linux/{cl['Arch']}\n")
     if server is None:
         raise err
-    click.echo(f"Server: {server.get('Platform', {}).get('Name', '')}")
+    cmdline.echo(f"Server: {server.get('Platform', {}).get('Name', '')}")
     for comp in server.get("Components", []):
-        click.echo(f" {comp['Name']}:\n  Version:          {comp['Version']}")
+        cmdline.echo(f" {comp['Name']}:\n  Version:          {comp['Version']}")
         for k, v in comp.get("Details", {}).items():
-            click.echo(f"  {k + ':':18}{v}")
+            cmdline.echo(f"  {k + ':':18}{v}")
 
 
-@click.command("events", context_settings=CMD)
-@click.option("--since", default=None, help="events since a time")
-@click.option("--until", default=None, help="events until a time")
-@click.option("-f", "--filter", "filters", multiple=True, help="filter (type=, container=...)")
-@click.option("--format", "fmt", default=None, help="json or a template")
-@click.pass_context
-def events_cmd(ctx: click.Context, since: str | None, until: str | None,
+@cmdline.command("events", context_settings=CMD)
+@cmdline.option("--since", default=None, help="events since a time")
+@cmdline.option("--until", default=None, help="events until a time")
+@cmdline.option("-f", "--filter", "filters", multiple=True, help="filter (type=, container=...)")
+@cmdline.option("--format", "fmt", default=None, help="json or a template")
+@cmdline.pass_context
+def events_cmd(ctx: cmdline.Context, since: str | None, until: str | None,
                filters: tuple[str, ...], fmt: str | None) -> None:
     """Get real-time events from palletd."""
     for ev in client(ctx).stream("GET", "/events", {
             "since": _since(since), "until": _since(until), "filters": _filters(filters)}):
         if fmt == "json":
-            click.echo(json.dumps(ev))
+            import json
+
+            cmdline.echo(json.dumps(ev))
         elif fmt:
-            click.echo(render(fmt, ev))
+            cmdline.echo(render(fmt, ev))
         else:
             ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ev["time"]))
             ts += f".{ev['timeNano'] % 1_000_000_000:09d}"
             attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
-            click.echo(f"{ts} {ev['Type']} {ev['Action']} {ev['Actor']['ID']} ({attrs})")
+            cmdline.echo(f"{ts} {ev['Type']} {ev['Action']} {ev['Actor']['ID']} ({attrs})")
 
 
-@click.group("system")
+@cmdline.group("system")
 def system_group() -> None:
     """Manage palletd."""
 
 
 @system_group.command("df", context_settings=CMD)
-@click.option("--format", "fmt", default=None, help="json or a template")
-@click.pass_context
-def df_cmd(ctx: click.Context, fmt: str | None) -> None:
+@cmdline.option("--format", "fmt", default=None, help="json or a template")
+@cmdline.pass_context
+def df_cmd(ctx: cmdline.Context, fmt: str | None) -> None:
     """Show disk usage."""
     d = client(ctx).get("/system/df")
     imgs, cs, vols = d["Images"], d["Containers"], d.get("Volumes") or []
@@ -209,50 +216,50 @@ def df_cmd(ctx: click.Context, fmt: str | None) -> None:
 
 
 @system_group.command("prune", context_settings=CMD)
-@click.option("-a", "--all", "all_", is_flag=True, help="remove all unused images")
-@click.option("-f", "--force", is_flag=True, help="do not prompt")
-@click.option("--volumes", is_flag=True, help="remove unused volumes too")
-@click.pass_context
-def prune_cmd(ctx: click.Context, all_: bool, force: bool, volumes: bool) -> None:
+@cmdline.option("-a", "--all", "all_", is_flag=True, help="remove all unused images")
+@cmdline.option("-f", "--force", is_flag=True, help="do not prompt")
+@cmdline.option("--volumes", is_flag=True, help="remove unused volumes too")
+@cmdline.pass_context
+def prune_cmd(ctx: cmdline.Context, all_: bool, force: bool, volumes: bool) -> None:
     """Remove stopped containers, unused images (with -a), unused volumes (with --volumes)
     and unreferenced content."""
     if not force:
-        click.confirm("This will remove all stopped containers"
-                      + (", all volumes not used by a container" if volumes else "")
-                      + (" and all images without a container" if all_ else "")
-                      + ". Are you sure you want to continue?", abort=True)
+        cmdline.confirm("This will remove all stopped containers"
+                        + (", all volumes not used by a container" if volumes else "")
+                        + (" and all images without a container" if all_ else "")
+                        + ". Are you sure you want to continue?", abort=True)
     c = client(ctx)
     cs = c.post("/containers/prune")
     vs = c.post("/volumes/prune") if volumes else {}
     ims = c.post("/images/prune", filters={"dangling": ["false" if all_ else "true"]})
     if cs.get("ContainersDeleted"):
-        click.echo("Deleted Containers:")
+        cmdline.echo("Deleted Containers:")
         for x in cs["ContainersDeleted"]:
-            click.echo(x)
-        click.echo()
+            cmdline.echo(x)
+        cmdline.echo()
     if vs.get("VolumesDeleted"):
-        click.echo("Deleted Volumes:")
+        cmdline.echo("Deleted Volumes:")
         for x in vs["VolumesDeleted"]:
-            click.echo(x)
-        click.echo()
+            cmdline.echo(x)
+        cmdline.echo()
     if ims.get("ImagesDeleted"):
-        click.echo("Deleted Images:")
+        cmdline.echo("Deleted Images:")
         for item in ims["ImagesDeleted"]:
             for k, v in item.items():
-                click.echo(f"{k.lower()}: {v}")
-        click.echo()
+                cmdline.echo(f"{k.lower()}: {v}")
+        cmdline.echo()
     total = sum(r.get("SpaceReclaimed") or 0 for r in (cs, vs, ims))
-    click.echo(f"Total reclaimed space: {human_size(total)}")
+    cmdline.echo(f"Total reclaimed space: {human_size(total)}")
 
 
-def _set_host(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+def _set_host(ctx: cmdline.Context, param: cmdline.Parameter, value: str | None) -> None:
     ctx.meta["pallet.host"] = value
 
 
-def register(group: click.Group) -> None:
+def register(group: cmdline.Group) -> None:
     """Add the daemon verbs and `-H/--host` (env PALLET_HOST) to the `pallet` group,
     without touching verbs others registered."""
-    group.params.append(click.Option(
+    group.params.append(cmdline.Option(
         ["-H", "--host"], envvar="PALLET_HOST", default=None, expose_value=False,
         is_eager=True, callback=_set_host,
         help="palletd socket (unix://...) [unix:///run/pallet/pallet.sock]"))

@@ -3,17 +3,15 @@ copying between stdin/stdout and a hijacked socket, and stdcopy demultiplexing."
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import select
-import signal
-import socket
-import struct
 import sys
-import termios
-import tty
-from collections.abc import Callable, Iterator
+
+# The terminal modules (termios, tty, signal, ...) are imported where used: most commands
+# have no terminal to set up, and `signal` alone pulls in `enum`.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    from collections.abc import Callable
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
@@ -22,6 +20,10 @@ def size() -> tuple[int, int] | None:
     """(rows, columns) of the terminal on stdout or stdin."""
     for fd in (1, 0):
         if os.isatty(fd):
+            import fcntl
+            import struct
+            import termios
+
             try:
                 rows, cols, _, _ = struct.unpack(
                     "HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
@@ -32,36 +34,53 @@ def size() -> tuple[int, int] | None:
     return None
 
 
-@contextlib.contextmanager
-def raw_mode(enabled: bool) -> Iterator[None]:
-    if not enabled or not os.isatty(0):
-        yield
-        return
-    saved = termios.tcgetattr(0)
-    tty.setraw(0)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+class raw_mode:  # lowercase: used as the function it was, `with raw_mode(on):`
+    """stdin in raw mode during the block, when `enabled` and stdin is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.saved = enabled, None
+
+    def __enter__(self) -> None:
+        if self.enabled and os.isatty(0):
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
 
 
-@contextlib.contextmanager
-def on_resize(resize: Callable[[int, int], None] | None) -> Iterator[None]:
-    if resize is None or not (os.isatty(0) or os.isatty(1)):
-        yield
-        return
+class on_resize:  # lowercase: used as the function it was, `with on_resize(f):`
+    """Call `resize(rows, columns)` on SIGWINCH during the block, with a terminal."""
 
-    def handler(signum: int, frame: object) -> None:
+    def __init__(self, resize: Callable[[int, int], None] | None) -> None:
+        self.resize, self.active, self.old = resize, False, None
+
+    def __enter__(self) -> None:
+        if self.resize is not None and (os.isatty(0) or os.isatty(1)):
+            import signal
+
+            self.old = signal.signal(signal.SIGWINCH, self._handler)
+            self.active = True
+
+    def _handler(self, signum: int, frame: object) -> None:
         s = size()
-        if s:
-            with contextlib.suppress(Exception):
-                resize(*s)
+        if s and self.resize is not None:
+            try:
+                self.resize(*s)
+            except Exception:
+                pass
 
-    old = signal.signal(signal.SIGWINCH, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGWINCH, old)
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            import signal
+
+            signal.signal(signal.SIGWINCH, self.old)
 
 
 class Demux:
@@ -90,14 +109,19 @@ def _write(fd: int, data: bytes) -> None:
         try:
             n = os.write(fd, data)
         except BlockingIOError:
+            import select
+
             select.select([], [fd], [])
             continue
         data = data[n:]
 
 
-def copy(sock: socket.socket, first: bytes, *, tty_: bool, stdin: bool,
+def copy(sock: _socket.socket, first: bytes, *, tty_: bool, stdin: bool,
          detach_keys: bytes | None = DETACH_KEYS) -> bool:
     """Until the daemon ends the stream (True) or the user typed the detach keys (False)."""
+    import select
+    from _socket import SHUT_WR  # not `socket`: see uhttp.unix_socket
+
     demux = Demux(tty_)
     if first:
         demux.feed(first)
@@ -122,8 +146,10 @@ def copy(sock: socket.socket, first: bytes, *, tty_: bool, stdin: bool,
             data = os.read(0, 65536)
             if not data:
                 inputs.remove(sys.stdin)
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_WR)
+                try:
+                    sock.shutdown(SHUT_WR)
+                except OSError:
+                    pass
                 continue
             if tty_ and detach_keys:
                 seen = window + data

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import click
 from rich.console import Console
 
+from pallet.cli.pallet import cmdline
 from pallet.images.service import ImageService
 from pallet.oci.image import Platform
 from pallet.registry.client.api import Options, pull, push
@@ -16,20 +16,20 @@ from pallet.registry.client.credentials import Credentials
 from pallet.registry.client.progress import RichProgress
 
 
-def _svc(ctx: click.Context) -> ImageService:
+def _svc(ctx: cmdline.Context) -> ImageService:
     return ImageService(ctx.obj["root"], ctx.obj["snapshotter"])
 
 
 def registry_options(f):
     """The options every registry verb shares."""
     for opt in reversed([
-        click.option("--insecure", is_flag=True,
-                     help="skip TLS verification and allow plain http (insecure registry)"),
-        click.option("--plain-http", is_flag=True, help="use http, not https"),
-        click.option("--hosts-dir", default=None, envvar="PALLET_HOSTS_DIR",
-                     help="directory of <registry>/hosts.toml [/etc/pallet/certs.d]"),
-        click.option("--creds", default=None, metavar="USER[:PASSWORD]",
-                     help="credentials instead of ~/.docker/config.json"),
+        cmdline.option("--insecure", is_flag=True,
+                       help="skip TLS verification and allow plain http (insecure registry)"),
+        cmdline.option("--plain-http", is_flag=True, help="use http, not https"),
+        cmdline.option("--hosts-dir", default=None, envvar="PALLET_HOSTS_DIR",
+                       help="directory of <registry>/hosts.toml [/etc/pallet/certs.d]"),
+        cmdline.option("--creds", default=None, metavar="USER[:PASSWORD]",
+                       help="credentials instead of ~/.docker/config.json"),
     ]):
         f = opt(f)
     return f
@@ -41,7 +41,7 @@ def make_options(insecure: bool, plain_http: bool, hosts_dir: str | None,
     if creds is not None:
         user, sep, pw = creds.partition(":")
         if not sep:
-            pw = click.prompt("Password", hide_input=True)
+            pw = cmdline.prompt("Password", hide_input=True)
         c = Credentials(user, pw)
     return Options(hosts_dir=hosts_dir, insecure=insecure, plain_http=plain_http,
                    credentials=c)
@@ -53,24 +53,24 @@ def _progress(quiet: bool) -> contextlib.AbstractContextManager[RichProgress | N
     return RichProgress(Console(stderr=True))
 
 
-@click.command("pull")
-@click.argument("ref")
-@click.option("--platform", default=None, help="os/arch[/variant] [this machine]")
-@click.option("--all-platforms", is_flag=True, help="every manifest of an index")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bars")
-@click.option("--allow-nondistributable", is_flag=True,
-              help="fetch non-distributable (foreign) layers from the URLs their "
-              "descriptors list")
+@cmdline.command("pull")
+@cmdline.argument("ref")
+@cmdline.option("--platform", default=None, help="os/arch[/variant] [this machine]")
+@cmdline.option("--all-platforms", is_flag=True, help="every manifest of an index")
+@cmdline.option("-q", "--quiet", is_flag=True, help="no progress bars")
+@cmdline.option("--allow-nondistributable", is_flag=True,
+                help="fetch non-distributable (foreign) layers from the URLs their "
+                "descriptors list")
 @registry_options
-@click.pass_context
-def pull_cmd(ctx: click.Context, ref: str, platform: str | None, all_platforms: bool,
+@cmdline.pass_context
+def pull_cmd(ctx: cmdline.Context, ref: str, platform: str | None, all_platforms: bool,
              quiet: bool, allow_nondistributable: bool, insecure: bool, plain_http: bool,
              hosts_dir: str | None, creds: str | None) -> None:
     """Pull an image from a registry."""
     try:
         plat = Platform.parse(platform) if platform else None
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise cmdline.BadParameter(str(e)) from None
     svc = _svc(ctx)
     opts = make_options(insecure, plain_http, hosts_dir, creds)
     opts.foreign_layers = allow_nondistributable
@@ -80,19 +80,19 @@ def pull_cmd(ctx: click.Context, ref: str, platform: str | None, all_platforms: 
                                    all_platforms=all_platforms, progress=prog))
     finally:
         svc.close()
-    click.echo(f"{res.name} {res.target.digest}")
+    cmdline.echo(f"{res.name} {res.target.digest}")
 
 
-@click.command("push")
-@click.argument("src")
-@click.argument("dest", required=False)
-@click.option("--chunk-size", default=0, show_default=True,
-              help="upload blobs larger than this in chunks of this many bytes (0: whole)")
-@click.option("--no-mount", is_flag=True, help="upload every blob, never mount one")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bars")
+@cmdline.command("push")
+@cmdline.argument("src")
+@cmdline.argument("dest", required=False)
+@cmdline.option("--chunk-size", default=0, show_default=True,
+                help="upload blobs larger than this in chunks of this many bytes (0: whole)")
+@cmdline.option("--no-mount", is_flag=True, help="upload every blob, never mount one")
+@cmdline.option("-q", "--quiet", is_flag=True, help="no progress bars")
 @registry_options
-@click.pass_context
-def push_cmd(ctx: click.Context, src: str, dest: str | None, chunk_size: int, no_mount: bool,
+@cmdline.pass_context
+def push_cmd(ctx: cmdline.Context, src: str, dest: str | None, chunk_size: int, no_mount: bool,
              quiet: bool, insecure: bool, plain_http: bool, hosts_dir: str | None,
              creds: str | None) -> None:
     """Push a local image (to DEST, default: its own name)."""
@@ -104,4 +104,4 @@ def push_cmd(ctx: click.Context, src: str, dest: str | None, chunk_size: int, no
                                    chunk_size=chunk_size, mount=not no_mount))
     finally:
         svc.close()
-    click.echo(f"{res.name} {res.target.digest}")
+    cmdline.echo(f"{res.name} {res.target.digest}")

@@ -7,14 +7,25 @@ paid by every `pallet` command before it reaches the daemon.
 
 from __future__ import annotations
 
-import socket
-from typing import Any, BinaryIO
+TYPE_CHECKING = False  # `typing` costs ms of imports on every `pallet` command
+if TYPE_CHECKING:
+    import _socket
+    from typing import Any, BinaryIO
 
 BUF = 65536
 
 
+def unix_socket() -> _socket.socket:
+    """A unix stream socket of `_socket`, the C module under `socket`: this client needs
+    connect, sendall, recv, shutdown and close, not the Python layer (its enum classes and
+    selectors: ~1 ms of imports on every command)."""
+    import _socket
+
+    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+
+
 class Response:
-    def __init__(self, sock: socket.socket, head: bool = False) -> None:
+    def __init__(self, sock: _socket.socket, head: bool = False) -> None:
         self.sock = sock
         self.buf = b""
         self.eof = False
@@ -108,7 +119,7 @@ class Connection:
     """http.client.HTTPConnection's request/getresponse/close, on a unix socket."""
 
     def __init__(self, path: str, timeout: float | None = None) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = unix_socket()
         if timeout is not None:
             self.sock.settimeout(timeout)
         self.sock.connect(path)
