@@ -1,7 +1,7 @@
 """The local protocol between palletd and pallet-shim, shared by both sides.
 
-The shim stays resident once per container, so this module imports only C modules: `_json`
-gives the scanner and string escaping without the `json` package (whose `re` import alone
+The shim stays resident once per container, so this module imports only C modules (JSON
+through `pallet.jsonlite`, over `_json`, without the `json` package whose `re` import alone
 costs about 1 MiB per process).
 
 A connection to the shim's socket starts with one request line, a JSON object with `op`:
@@ -28,7 +28,9 @@ closes an attach stream once the init has exited and its output is drained.
 
 from __future__ import annotations
 
-import _json
+from pallet import jsonlite
+
+dumps, loads = jsonlite.dumps, jsonlite.loads  # the protocol's JSON (re-exported)
 
 STDIN = 0
 STDOUT = 1
@@ -55,56 +57,6 @@ def parse_frames(buf: bytearray) -> list[tuple[int, bytes]]:
         out.append((buf[0], bytes(buf[HEADER:HEADER + n])))
         del buf[:HEADER + n]
     return out
-
-
-class _Ctx:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    memo: dict = {}
-
-    @staticmethod
-    def parse_constant(name: str) -> float:
-        return float(name.replace("Infinity", "inf"))
-
-
-_scan = _json.make_scanner(_Ctx())
-_str = _json.encode_basestring_ascii
-
-
-def loads(s: str | bytes) -> object:
-    if isinstance(s, bytes | bytearray):
-        s = s.decode()
-    s = s.strip()
-    try:
-        obj, end = _scan(s, 0)
-    except StopIteration:
-        raise ValueError(f"not JSON: {s[:80]!r}") from None
-    if end != len(s):
-        raise ValueError(f"extra data after JSON: {s[end:end + 40]!r}")
-    return obj
-
-
-def dumps(o: object) -> str:
-    if o is None:
-        return "null"
-    if o is True:
-        return "true"
-    if o is False:
-        return "false"
-    if isinstance(o, str):
-        return _str(o)
-    if isinstance(o, int):
-        return str(int(o))
-    if isinstance(o, float):
-        return repr(o)
-    if isinstance(o, dict):
-        return "{" + ",".join(_str(str(k)) + ":" + dumps(v) for k, v in o.items()) + "}"
-    if isinstance(o, list | tuple):
-        return "[" + ",".join(dumps(v) for v in o) + "]"
-    raise TypeError(f"cannot encode {type(o).__name__}")
 
 
 def line(o: object) -> bytes:

@@ -65,7 +65,7 @@ def _error(status: int, message: str) -> PalletError:
 def _checked(c: Connection, r: Response) -> tuple[Connection, Response]:
     """An error status raises with the daemon's message (and closes the connection)."""
     if r.status >= 400:
-        import json
+        from pallet import jsonlite as json
 
         raw = r.read()
         c.close()
@@ -143,7 +143,7 @@ class Client:
             if isinstance(v, bool):
                 q[k] = "1" if v else "0"
             elif isinstance(v, dict | list):
-                import json
+                from pallet import jsonlite as json
 
                 q[k] = json.dumps(v)
         return API + path + ("?" + urlencode(q) if q else "")
@@ -154,7 +154,7 @@ class Client:
              body: Any = None, headers: dict[str, str] | None = None
              ) -> tuple[Connection, Response]:
         """Send a request and read the response headers; errors raise."""
-        import json
+        from pallet import jsonlite as json
 
         c = self._conn()
         data = json.dumps(body).encode() if body is not None else None
@@ -181,7 +181,7 @@ class Client:
             c.close()
         if not raw:
             return None
-        import json
+        from pallet import jsonlite as json
 
         try:
             return json.loads(raw)
@@ -198,7 +198,7 @@ class Client:
                body: Any = None, headers: dict[str, str] | None = None
                ) -> Iterator[dict[str, Any]]:
         """A JSON-lines response (pull progress, events, wait)."""
-        import json
+        from pallet import jsonlite as json
 
         c, r = self.send(method, path, params, body, headers)
         try:
@@ -232,7 +232,7 @@ class Client:
     def hijack(self, path: str, params: dict[str, Any] | None = None, body: Any = None
                ) -> tuple[_socket.socket, bytes]:
         """POST with `Upgrade: tcp`; returns the raw socket and bytes already read."""
-        import json
+        from pallet import jsonlite as json
 
         self._ensure()
         s = unix_socket()

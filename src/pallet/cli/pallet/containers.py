@@ -248,7 +248,7 @@ class _Wait:
             raw = self.resp.read()
         finally:
             self.conn.close()
-        import json
+        from pallet import jsonlite as json
 
         d = json.loads(raw.strip().splitlines()[-1]) if raw.strip() else {}
         if d.get("Error"):

@@ -1,0 +1,57 @@
+"""JSON through the C accelerator `_json` alone, without the `json` package: its `re` and
+`enum` imports cost ~4 ms at start-up (paid by every `pallet run`) and ~1 MiB in every
+resident shim. Compact output with ASCII escapes; parsing is json's own C scanner."""
+
+from __future__ import annotations
+
+import _json
+
+
+class _Ctx:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return float(name.replace("Infinity", "inf"))
+
+
+_scan = _json.make_scanner(_Ctx())
+_str = _json.encode_basestring_ascii
+
+
+def loads(s: str | bytes) -> object:
+    if isinstance(s, bytes | bytearray):
+        s = s.decode()
+    s = s.strip()
+    try:
+        obj, end = _scan(s, 0)
+    except StopIteration:
+        raise ValueError(f"not JSON: {s[:80]!r}") from None
+    if end != len(s):
+        raise ValueError(f"extra data after JSON: {s[end:end + 40]!r}")
+    return obj
+
+
+def dumps(o: object) -> str:
+    if o is None:
+        return "null"
+    if o is True:
+        return "true"
+    if o is False:
+        return "false"
+    if isinstance(o, str):
+        return _str(o)
+    if isinstance(o, int):
+        return str(int(o))
+    if isinstance(o, float):
+        return repr(o)
+    if isinstance(o, dict):
+        return "{" + ",".join(_str(str(k)) + ":" + dumps(v) for k, v in o.items()) + "}"
+    if isinstance(o, list | tuple):
+        return "[" + ",".join(dumps(v) for v in o) + "]"
+    raise TypeError(f"cannot encode {type(o).__name__}")
