@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 
 MOUNTINFO = "/proc/self/mountinfo"
@@ -152,8 +153,9 @@ class Manager:
         grace period (10-20 ms here, on every container start). A single thread moving
         itself through v1's `tasks` does not take it, nor does a clone into a v2 cgroup."""
         unified = self.paths.get("")
-        if unified is None:
-            return os.fork(), False
+        threading = sys.modules.get("threading")
+        if unified is None or (threading is not None and threading.active_count() > 1):
+            return os.fork(), False  # the raw clone is for single-threaded callers only
         from pallet.linux import libc
 
         try:
