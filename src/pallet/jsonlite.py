@@ -37,7 +37,14 @@ def loads(s: str | bytes) -> object:
     return obj
 
 
-def dumps(o: object) -> str:
+def dumps(o: object, indent: int | str | None = None, sort_keys: bool = False) -> str:
+    """Compact (no spaces) unless `indent` is given, then laid out as json.dumps lays it
+    out with the same indent; non-finite floats as json writes them."""
+    pad = " " * indent if isinstance(indent, int) else indent
+    return _encode(o, pad, sort_keys, "\n")
+
+
+def _encode(o: object, pad: str | None, sort: bool, nl: str) -> str:
     if o is None:
         return "null"
     if o is True:
@@ -49,9 +56,26 @@ def dumps(o: object) -> str:
     if isinstance(o, int):
         return str(int(o))
     if isinstance(o, float):
-        return repr(o)
+        if o != o:
+            return "NaN"
+        if o in (float("inf"), float("-inf")):
+            return "Infinity" if o > 0 else "-Infinity"
+        return float.__repr__(o)
     if isinstance(o, dict):
-        return "{" + ",".join(_str(str(k)) + ":" + dumps(v) for k, v in o.items()) + "}"
+        items = sorted(o.items()) if sort else o.items()
+        if pad is None:
+            return "{" + ",".join(_str(str(k)) + ":" + _encode(v, pad, sort, nl)
+                                  for k, v in items) + "}"
+        if not o:
+            return "{}"
+        inner = nl + pad
+        return "{" + ",".join(inner + _str(str(k)) + ": " + _encode(v, pad, sort, inner)
+                              for k, v in items) + nl + "}"
     if isinstance(o, list | tuple):
-        return "[" + ",".join(dumps(v) for v in o) + "]"
+        if pad is None:
+            return "[" + ",".join(_encode(v, pad, sort, nl) for v in o) + "]"
+        if not o:
+            return "[]"
+        inner = nl + pad
+        return "[" + ",".join(inner + _encode(v, pad, sort, inner) for v in o) + nl + "]"
     raise TypeError(f"cannot encode {type(o).__name__}")

@@ -384,7 +384,7 @@ _MAX_PROGRAM = 4096 * 8  # BPF_MAXINSNS instructions of 8 bytes
 
 
 def _cache_path(cache_dir: str, seccomp: dict[str, Any]) -> str:
-    import json
+    from pallet import jsonlite
 
     try:
         from _sha256 import sha256  # hashlib would load OpenSSL: ~3 ms on every create
@@ -394,7 +394,7 @@ def _cache_path(cache_dir: str, seccomp: dict[str, Any]) -> str:
     u = os.uname()
     key = sha256(b"\0".join((
         _CACHE_FORMAT, u.machine.encode(), u.release.encode(),
-        json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()))).hexdigest()
+        jsonlite.dumps(seccomp, sort_keys=True).encode()))).hexdigest()
     return os.path.join(cache_dir, key + ".bpf")
 
 
@@ -521,7 +521,7 @@ def send_to_listener(listener_path: str, fd: int, state: dict[str, Any],
     listener fd in SCM_RIGHTS over one fresh AF_UNIX stream connection, then close it.
 
     `state` is the runtime state (runtime.md#state) of the creating container."""
-    import json  # the runtime has it loaded by now; kept off this module's import cost
+    from pallet import jsonlite as json
 
     msg: dict[str, Any] = {"ociVersion": state["ociVersion"], "fds": ["seccompFd"],
                            "pid": state["pid"], "state": state}

@@ -7,9 +7,9 @@ bundle is refused before anything is created. Unknown properties are ignored (co
 
 from __future__ import annotations
 
-import json
 import os
 
+from pallet import jsonlite
 from pallet.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
@@ -181,7 +181,7 @@ def load(bundle: str) -> Config:
     except OSError as e:
         raise InvalidArgument(f"{path}: {e.strerror}") from None
     try:
-        config = json.loads(raw)
+        config = jsonlite.loads(raw)
     except ValueError as e:
         raise InvalidArgument(f"{path}: invalid JSON: {e}") from None
     validate(config)

@@ -3,10 +3,10 @@ kernel OOM-kills in the container."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
+from pallet import jsonlite
 from pallet.cgroups import stats
 from pallet.errors import FailedPrecondition, InvalidArgument
 from pallet.runtime.state import STOPPED, ContainerState
@@ -56,5 +56,5 @@ def follow(st: ContainerState, interval: float) -> None:
 
 
 def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.write(jsonlite.dumps(event) + "\n")
     sys.stdout.flush()

@@ -3,8 +3,7 @@ hook's own args and env, and its timeout."""
 
 from __future__ import annotations
 
-import json
-
+from pallet import jsonlite
 from pallet.errors import FailedPrecondition
 
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
@@ -22,7 +21,7 @@ def run_hooks(config: dict[str, Any], kind: str, state: dict[str, Any]) -> None:
         return
     import subprocess  # only paid for by bundles that have hooks
 
-    stdin = json.dumps(state).encode()
+    stdin = jsonlite.dumps(state).encode()
     for i, hook in enumerate(hooks):
         path = hook["path"]
         args = hook.get("args") or [path]

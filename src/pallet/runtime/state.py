@@ -7,10 +7,10 @@ cannot go stale when a container dies behind the runtime's back.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from pallet import jsonlite
 from pallet.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
@@ -102,7 +102,7 @@ class ContainerState:
         path = os.path.join(root, container_id, STATE_FILE)
         try:
             with open(path, "rb") as f:
-                record = json.load(f)
+                record = jsonlite.loads(f.read())
         except FileNotFoundError:
             raise NotFound(f"container {container_id} does not exist") from None
         except ValueError as e:
@@ -110,7 +110,7 @@ class ContainerState:
         return cls(root, container_id, record)
 
     def save(self) -> None:
-        write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.record).encode())
+        write_atomic(os.path.join(self.dir, STATE_FILE), jsonlite.dumps(self.record).encode())
 
     def alive(self) -> bool:
         pid = self.pid

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import _socket
-import json
+
+from pallet import jsonlite
 
 TYPE_CHECKING = False  # `typing` itself costs ms of imports on every runtime start
 
@@ -20,7 +21,7 @@ def pair() -> tuple[_socket.socket, _socket.socket]:
 
 def send(sock: _socket.socket, msg_type: str, **fields: Any) -> None:
     fields["type"] = msg_type
-    sock.send(json.dumps(fields).encode())
+    sock.send(jsonlite.dumps(fields).encode())
 
 
 def recv(sock: _socket.socket) -> dict[str, Any] | None:
@@ -28,7 +29,7 @@ def recv(sock: _socket.socket) -> dict[str, Any] | None:
     data = sock.recv(MAX_MESSAGE)
     if not data:
         return None
-    return json.loads(data)
+    return jsonlite.loads(data)  # type: ignore[return-value]
 
 
 def expect(sock: _socket.socket, kind: str) -> dict[str, Any]:

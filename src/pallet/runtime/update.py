@@ -3,9 +3,9 @@ flags or a linux.resources JSON document, and keep the new values in its state."
 
 from __future__ import annotations
 
-import json
 import sys
 
+from pallet import jsonlite
 from pallet.cgroups import Manager
 from pallet.errors import FailedPrecondition, InvalidArgument
 from pallet.oci import runtime_config
@@ -55,10 +55,10 @@ def resources_from_flags(ns: Any) -> dict[str, Any]:
     if ns.resources:
         try:
             if ns.resources == "-":
-                res = json.load(sys.stdin)
+                res = jsonlite.loads(sys.stdin.read())  # type: ignore[assignment]
             else:
                 with open(ns.resources) as f:
-                    res = json.load(f)
+                    res = jsonlite.loads(f.read())  # type: ignore[assignment]
         except OSError as e:
             raise InvalidArgument(f"--resources {ns.resources}: {e.strerror}") from None
         except ValueError as e:

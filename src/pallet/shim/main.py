@@ -824,7 +824,7 @@ def runtime_error(log: str) -> str:
 
 # what a create, start, delete or exec in a fork of the shim imports: loaded once in the
 # zygote, shared by every shim forked from it
-RUNTIME_MODULES = ("json", "pallet.cli.runtime.main", "pallet.cli.runtime.verbs",
+RUNTIME_MODULES = ("pallet.cli.runtime.main", "pallet.cli.runtime.verbs",
                    "pallet.runtime.create", "pallet.runtime.container", "pallet.runtime.exec",
                    "pallet.cgroups.v1", "pallet.cgroups.v2", "pallet.linux.seccomp",
                    "_sha256")

@@ -161,8 +161,9 @@ class Context:
     def emit(self, level: str, msg: str) -> None:
         if not self.log:
             return
-        import json
         import time
+
+        from pallet import jsonlite as json
 
         try:
             with open(self.log, "a") as f:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 
+from pallet import jsonlite
 from pallet.errors import AlreadyExists
 from pallet.runtime import container
 from pallet.runtime.state import ContainerState, list_ids
@@ -44,7 +44,7 @@ def run(ctx: Context, ns: Namespace) -> int:
 
 def state(ctx: Context, ns: Namespace) -> int:
     st = ContainerState.load(ctx.root, ns.id)
-    print(json.dumps(st.public(), indent=2))
+    print(jsonlite.dumps(st.public(), indent=2))
     return 0
 
 
@@ -72,7 +72,7 @@ def list(ctx: Context, ns: Namespace) -> int:
             print(s["id"])
         return 0
     if ns.format == "json":
-        print(json.dumps(states or None))  # runc prints null for no containers
+        print(jsonlite.dumps(states or None))  # runc prints null for no containers
         return 0
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     for s in states:
@@ -92,7 +92,7 @@ def spec(ctx: Context, ns: Namespace) -> int:
     if os.path.exists(path):
         raise AlreadyExists(f"{path} already exists: remove it first")
     doc = default_spec(rootless=ns.rootless)
-    write_atomic(path, (json.dumps(doc, indent="\t") + "\n").encode(), 0o644)
+    write_atomic(path, (jsonlite.dumps(doc, indent="\t") + "\n").encode(), 0o644)
     return 0
 
 
@@ -107,7 +107,7 @@ def exec(ctx: Context, ns: Namespace) -> int:
     if ns.process:
         try:
             with open(ns.process) as f:
-                proc = json.load(f)
+                proc = jsonlite.loads(f.read())
         except OSError as e:
             raise InvalidArgument(f"--process {ns.process}: {e.strerror}") from None
         except ValueError as e:
@@ -150,7 +150,7 @@ def ps(ctx: Context, ns: Namespace) -> int:
     st = ContainerState.load(ctx.root, ns.id)
     pids = ops.pids(st)
     if ns.format == "json":
-        print(json.dumps(pids))
+        print(jsonlite.dumps(pids))
         return 0
     import subprocess
 
@@ -191,7 +191,7 @@ def events(ctx: Context, ns: Namespace) -> int:
 
     st = ContainerState.load(ctx.root, ns.id)
     if ns.stats:
-        print(json.dumps(ev.stats_event(st)))
+        print(jsonlite.dumps(ev.stats_event(st)))
         return 0
     ev.follow(st, ev.parse_interval(ns.interval))
     return 0
@@ -208,7 +208,7 @@ def update(ctx: Context, ns: Namespace) -> int:
 def features(ctx: Context, ns: Namespace) -> int:
     from pallet.runtime.features import features as feats
 
-    print(json.dumps(feats(), indent=4))
+    print(jsonlite.dumps(feats(), indent=4))
     return 0
 
 
