@@ -213,7 +213,8 @@ class Parameter:
         self.type: ParamType = _TYPES.get(type, type)
 
     def error_hint(self) -> str:
-        raise NotImplementedError
+        """How an error message names it (options by their flags, arguments by metavar)."""
+        return f"'{self.name}'"
 
     def resolve(self, ctx: Context, given: list[Any] | None) -> Any:
         """The value from the command line, the environment or the default."""
