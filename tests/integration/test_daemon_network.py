@@ -329,6 +329,35 @@ def test_static_address_on_a_user_network(palletd):
         palletd.docker("network", "rm", "fixed", check=True)
 
 
+def test_a_failed_add_while_the_runtime_creates_leaves_nothing(palletd):
+    """The ADDs run while the runtime creates the container (palletd awaits them before
+    `start`): an ADD that fails, here host-local refusing an address in use, fails the start
+    with the network and the reason named, and the created container, its shim, netns and
+    CNI results are gone; the other container is untouched."""
+    palletd.docker("network", "create", "--subnet", "10.215.67.0/24", "taken", check=True)
+    try:
+        palletd.docker("run", "-d", "--name", "first", "--network", "taken", "--ip",
+                       "10.215.67.10", "busybox", "sleep", "60", check=True)
+        shims, cache = palletd.shim_pids(), cni_cache(palletd)
+        p = palletd.docker("run", "--name", "second", "--network", "taken", "--ip",
+                           "10.215.67.10", "busybox", "true")
+        assert p.returncode != 0 and "CNI ADD taken" in p.stderr, p.stderr
+        assert "10.215.67.10 is not available" in p.stderr, p.stderr
+        second = palletd.inspect("second")
+        assert not second["State"]["Running"] and "CNI ADD" in second["State"]["Error"]
+        assert not os.path.exists(os.path.join(palletd.exec_root, "netns", second["Id"]))
+        assert palletd.wait_for(lambda: palletd.shim_pids() == shims, what="the shim to go")
+        assert cni_cache(palletd) == cache
+        out = palletd.docker("exec", "first", "ip", "-4", "-o", "addr", "show", "eth0",
+                             check=True).stdout
+        assert "10.215.67.10/24" in out
+        palletd.docker("rm", "-f", "first", "second", check=True)
+        released(palletd)
+    finally:
+        palletd.docker("rm", "-f", "first", "second")
+        palletd.docker("network", "rm", "taken", check=True)
+
+
 def test_network_survives_a_daemon_restart(palletd):
     """A running container keeps its address and published port across a palletd restart;
     stopping it afterwards releases what ADD took before the restart."""

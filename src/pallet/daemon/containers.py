@@ -407,10 +407,24 @@ class Containers:
     async def _start_steps(self, c: Container) -> None:
         if "NetworkSettings" not in c.rec:  # a record from before networks
             self.sandboxes.configure(c.rec, None)
-        netns_path, etc = await self.sandboxes.up(c, self.cfg.container_dir(c.id))
+        netns_path, etc, attaching = await self.sandboxes.up(c, self.cfg.container_dir(c.id))
+        try:
+            await self._create_task(c, netns_path, etc, attaching)
+        except BaseException:
+            # the ADDs under way finish (or undo themselves) before anything is released
+            with contextlib.suppress(BaseException):
+                await self.sandboxes.ready(attaching)
+            raise
+
+    async def _create_task(self, c: Container, netns_path: str | None, etc: dict[str, str],
+                           attaching: asyncio.Task[None] | None) -> None:
+        """The bundle, the shim (`<runtime> create`), then `start` once the network is up;
+        each failure undoes what was done."""
         try:
             await self.blocking(self._write_bundle, c, netns_path, etc)
         except (PalletError, OSError) as e:
+            with contextlib.suppress(BaseException):
+                await self.sandboxes.ready(attaching)
             await self.blocking(self._unmount_rootfs, c)
             await self.sandboxes.down(c)
             if isinstance(e, OSError):
@@ -431,11 +445,15 @@ class Containers:
             shim, pid = await launch(ls, os.path.join(self.cfg.exec_root, "shims",
                                                        c.id + ".log"), self.zygote)
         except PalletError as e:
+            # a failed ADD may have taken the netns from under the runtime: its error is
+            # the one that says what went wrong
+            net = await self.sandboxes.failure(attaching)
             await self.blocking(self._unmount_rootfs, c)
             await self.sandboxes.down(c)
-            c.state.update(Error=str(e), ExitCode=128)
+            err = net or SystemError_(f"failed to create task for container: {e}")
+            c.state.update(Error=str(err), ExitCode=128)
             self.save(c)
-            raise SystemError_(f"failed to create task for container: {e}") from None
+            raise err from None
         c.shim = shim
         # attach streams that wait for the start connect before any output can happen
         for opts, fut in c.pending_attach:
@@ -446,18 +464,24 @@ class Containers:
             except PalletError as e:
                 fut.set_exception(e)
         c.pending_attach.clear()
-        try:
-            st = await shim.call("start")
-        except PalletError as e:
+        # the network is up before the process runs
+        err = await self.sandboxes.failure(attaching)
+        st: dict[str, Any] = {}
+        if err is None:
+            try:
+                st = await shim.call("start")
+            except PalletError as e:
+                err = SystemError_(f"failed to start container: {e}")
+        if err is not None:
             with contextlib.suppress(PalletError):
                 await shim.call("delete", force=True)
             await asyncio.get_running_loop().run_in_executor(None, shim.reap)
             c.shim = None
             await self.blocking(self._unmount_rootfs, c)
             await self.sandboxes.down(c)
-            c.state.update(Error=str(e), ExitCode=128)
+            c.state.update(Error=str(err), ExitCode=128)
             self.save(c)
-            raise SystemError_(f"failed to start container: {e}") from None
+            raise err
         c.state.update(Status="running", Running=True, Restarting=False, Pid=pid,
                        ExitCode=0, Error="", StartedAt=st.get("started_at") or now_rfc3339())
         c.started_mono = time.monotonic()

@@ -130,9 +130,16 @@ class Sandboxes:
 
     # --- start --------------------------------------------------------------------
 
-    async def up(self, c: Container, cdir: str) -> tuple[str | None, dict[str, str]]:
-        """The netns path for the runtime (None: its own, or no netns for host) and the
-        /etc files to bind."""
+    async def up(self, c: Container, cdir: str
+                 ) -> tuple[str | None, dict[str, str], asyncio.Task[None] | None]:
+        """The netns path for the runtime (None: its own, or no netns for host), the /etc
+        files to bind, and the CNI ADDs under way (None when there are none).
+
+        The ADDs (~70 ms of plugin execs on a bridge) run while the bundle is written and
+        the runtime creates the container, which only needs the netns to exist: the caller
+        awaits them before `start`, so the process never runs without its network (docker
+        too configures it before the process starts). The hosts file is written now and
+        rewritten in place (it is bind-mounted) once the addresses are known."""
         await self.settle(c)
         rec = c.rec
         mode = mode_of(rec)
@@ -144,11 +151,35 @@ class Sandboxes:
             path = other.rec["NetworkSettings"].get("SandboxKey") or \
                 f"/proc/{other.state['Pid']}/ns/net"
             return path, {f"/etc/{n}": os.path.join(os.path.dirname(other.rec["HostsPath"]), n)
-                          for n in ("hosts", "resolv.conf", "hostname")}
+                          for n in ("hosts", "resolv.conf", "hostname")}, None
         if mode in ("host", "none"):
-            return None, await self._thread(self._write_etc, rec, cdir, mode)
+            return None, await self._thread(self._write_etc, rec, cdir, mode), None
         path = self.networks.netns_path(c.id)
         await self._thread(self._create_netns, path)
+        try:
+            etc = await self._thread(self._write_etc, rec, cdir, mode)
+        except BaseException:
+            await self._thread(netns.remove, path)
+            raise
+        return path, etc, asyncio.ensure_future(self._attach_all(c, path, mode, etc))
+
+    async def ready(self, attaching: asyncio.Task[None] | None) -> None:
+        """Until the ADDs `up` started are over (their failure raises; they have rolled
+        themselves back by then). Never cancels them: a half-done ADD must be undone."""
+        err = await self.failure(attaching)
+        if err is not None:
+            raise err
+
+    async def failure(self, attaching: asyncio.Task[None] | None) -> BaseException | None:
+        """`ready`, with the failure returned rather than raised."""
+        if attaching is None:
+            return None
+        await asyncio.wait([attaching])
+        return None if attaching.cancelled() else attaching.exception()
+
+    async def _attach_all(self, c: Container, path: str, mode: str,
+                          etc: dict[str, str]) -> None:
+        rec = c.rec
         settings = rec["NetworkSettings"]
         done: list[tuple[str, str]] = []
         try:
@@ -166,6 +197,7 @@ class Sandboxes:
                 if n.user_defined:
                     aliases = [a for a in ep.get("Aliases") or [] if a != c.id[:12]]
                     ep["Aliases"] = [*aliases, c.id[:12]]
+            await self._thread(write_in_place, etc["/etc/hosts"], self._hosts(rec))
         except BaseException as e:
             for name, ifname in reversed(done):
                 with contextlib.suppress(Exception):
@@ -185,8 +217,6 @@ class Sandboxes:
             for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
                 settings[k] = first[k]
             settings["Bridge"] = self.networks.get("bridge").bridge
-        etc = await self._thread(self._write_etc, rec, cdir, mode)
-        return path, etc
 
     async def announce(self, c: Container) -> None:
         """`c` runs: the peers on its user-defined networks learn its name."""
