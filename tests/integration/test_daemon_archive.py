@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 from pathlib import Path
@@ -445,6 +446,45 @@ def test_export_import_run(palletd, tmp_path):
     palletd.docker("rmi", "imported:1", "imported:2", check=True)
 
 
+def test_import_from_a_url(palletd, tmp_path):
+    """`docker import http://...`: palletd downloads the tar (as dockerd does); a URL that
+    answers 404 is refused, naming it, and stores nothing."""
+    import http.server
+    import threading
+
+    palletd.docker("run", "--name", "urlexp", "busybox", "sh", "-c",
+                   "echo from-a-url > /etc/origin", check=True)
+    served = tmp_path / "www"
+    served.mkdir()
+    palletd.docker("export", "-o", str(served / "rootfs.tar"), "urlexp", check=True)
+    palletd.docker("rm", "urlexp", check=True)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        before = _state(palletd)
+        p = palletd.docker("import", f"{base}/missing.tar", "fromurl:0")
+        assert p.returncode != 0 and f"Get {base}/missing.tar: 404" in p.stderr, p.stderr
+        assert _state(palletd) == before
+        palletd.docker("import", "-c", 'CMD ["cat", "/etc/origin"]', f"{base}/rootfs.tar",
+                       "fromurl:1", check=True)
+        assert _run_out(palletd, "fromurl:1") == "from-a-url\n"
+        info = json.loads(palletd.docker("history", "--no-trunc", "--format", "{{json .}}",
+                                         "fromurl:1", check=True).stdout.splitlines()[0])
+        assert info["Comment"] == f"Imported from {base}/rootfs.tar"
+    finally:
+        srv.shutdown()
+        palletd.docker("rmi", "fromurl:1")
+
+
 def test_bad_import_and_load_leave_nothing(palletd, tmp_path):
     garbage = tmp_path / "garbage.tar"
     garbage.write_bytes(os.urandom(4096))
@@ -469,9 +509,14 @@ def test_bad_import_and_load_leave_nothing(palletd, tmp_path):
     p = palletd.docker("load", "-i", str(broken))
     assert p.returncode != 0 and "l/layer.tar" in p.stderr
     assert _state(palletd) == before
-    status, _, body = _request(palletd, "POST", "/v1.41/images/create?fromSrc=http://"
-                               "example.invalid/x.tar&repo=x")
-    assert status == 400 and b"not supported" in body
+    status, _, body = _request(palletd, "POST", "/v1.41/images/create?fromSrc=ftp://"
+                               "127.0.0.1/x.tar&repo=x")
+    assert status == 400 and b"http or https" in body
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    p = palletd.docker("import", f"http://127.0.0.1:{port}/x.tar", "x:1")
+    assert p.returncode != 0 and f"Get http://127.0.0.1:{port}/x.tar" in p.stderr, p.stderr
     status, _, body = _request(palletd, "POST", "/v1.41/images/load", os.urandom(2048))
     assert status == 400 and json.loads(body)["message"].startswith("invalid archive")
 

@@ -265,18 +265,47 @@ async def _spooled(request: web.Request) -> Any:
             os.unlink(path)
 
 
+@contextlib.asynccontextmanager
+async def _downloaded(request: web.Request, url: str) -> Any:
+    """`docker import <url>`: the file at an http(s) URL, fetched by the daemon (as dockerd
+    does) into a temporary file beside the content store."""
+    import aiohttp
+
+    if not url.startswith(("http://", "https://")):
+        raise InvalidArgument(f"fromSrc {url!r}: not a URL palletd can fetch (http or https), "
+                              "nor - (the request body)")
+    d = daemon(request)
+    tmp_dir = os.path.join(d.cfg.root, "tmp")
+    os.makedirs(tmp_dir, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="download-", dir=tmp_dir)
+    try:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+        with os.fdopen(fd, "wb") as f:
+            try:
+                async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
+                    if r.status != 200:
+                        raise InvalidArgument(f"Get {url}: {r.status} {r.reason or ''}".rstrip())
+                    async for chunk in r.content.iter_chunked(1 << 20):
+                        await asyncio.to_thread(f.write, chunk)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                raise InvalidArgument(f"Get {url}: {str(e) or type(e).__name__}") from None
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 async def import_(request: web.Request) -> web.StreamResponse:
-    """`POST /images/create?fromSrc=-`: the body is a root filesystem tar."""
+    """`POST /images/create?fromSrc=-` (the body is a root filesystem tar) or
+    `fromSrc=<http(s) URL>` (palletd downloads it)."""
     d = daemon(request)
     src = request.query.get("fromSrc") or ""
-    if src != "-":
-        raise InvalidArgument(f"importing from {src!r} is not supported: palletd imports "
-                              "only the request body (fromSrc=-); download the file first")
     repo, tag = request.query.get("repo") or "", request.query.get("tag") or ""
     if repo and not tag and ":" in repo.rsplit("/", 1)[-1]:
         repo, tag = repo.rsplit(":", 1)  # the docker CLI sends `repo=name:tag`
     name = _archive.image_name(repo, tag)
-    async with _spooled(request) as path:
+    source = _spooled(request) if src == "-" else _downloaded(request, src)
+    async with source as path:
         iid = await d.blocking(_archive.import_rootfs, d.images.svc, path, name=name,
                                changes=_changes(request),
                                message=request.query.get("message") or "", source=src)
