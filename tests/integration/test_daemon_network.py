@@ -358,6 +358,55 @@ def test_a_failed_add_while_the_runtime_creates_leaves_nothing(palletd):
         palletd.docker("network", "rm", "taken", check=True)
 
 
+def test_legacy_links(palletd):
+    """`--link name:alias`: the linked container's address in /etc/hosts under the alias,
+    its id and name, docker's link variables; refused as docker refuses."""
+    palletd.docker("run", "-d", "--name", "linkdb", "-e", "SECRET=s3", "--expose", "6379",
+                   "--expose", "53/udp", "busybox", "sleep", "60", check=True)
+    try:
+        db = palletd.inspect("linkdb")
+        ip = db["NetworkSettings"]["IPAddress"]
+        out = palletd.docker("run", "--rm", "--name", "linkweb", "--link", "linkdb:cache",
+                             "busybox", "sh", "-c",
+                             "grep -w cache /etc/hosts; env | sort; ping -c1 -W2 cache",
+                             check=True).stdout
+        assert f"{ip}\tcache {db['Id'][:12]} linkdb" in out, out
+        for want in (f"CACHE_PORT=udp://{ip}:53",  # the lowest port, as docker
+                     f"CACHE_PORT_6379_TCP=tcp://{ip}:6379",
+                     f"CACHE_PORT_6379_TCP_ADDR={ip}", "CACHE_PORT_6379_TCP_PORT=6379",
+                     "CACHE_PORT_6379_TCP_PROTO=tcp", f"CACHE_PORT_53_UDP=udp://{ip}:53",
+                     "CACHE_ENV_SECRET=s3", "CACHE_NAME=/linkweb/cache"):
+            assert want in out.splitlines(), (want, out)
+        assert "CACHE_ENV_PATH" not in out and "1 packets received" in out
+        # the container's own variables win over the links'
+        out = palletd.docker("run", "--rm", "-e", "CACHE_NAME=mine", "--link", "linkdb:cache",
+                             "busybox", "sh", "-c", "echo $CACHE_NAME", check=True).stdout
+        assert out.strip() == "mine"
+        # a linking container's hosts file follows the linked one across its restart
+        palletd.docker("run", "-d", "--name", "linkw1", "--link", "linkdb:cache", "busybox",
+                       "sleep", "60", check=True)
+        palletd.docker("restart", "-t", "0", "linkdb", check=True)
+        ip2 = palletd.inspect("linkdb")["NetworkSettings"]["IPAddress"]
+        assert ip2 != ip  # host-local hands out the next address, not the one just freed
+        palletd.wait_for(lambda: f"{ip2}\tcache" in palletd.docker(
+            "exec", "linkw1", "cat", "/etc/hosts", check=True).stdout, what="the new address")
+        # inspect shows docker's form; a stopped target refuses the start
+        palletd.docker("create", "--name", "linkw2", "--link", "linkdb", "busybox", "true",
+                       check=True)
+        assert palletd.inspect("linkw2")["HostConfig"]["Links"] == ["/linkdb:/linkw2/linkdb"]
+        palletd.docker("stop", "-t", "0", "linkdb", check=True)
+        p = palletd.docker("start", "linkw2")
+        assert p.returncode != 0, p.stdout
+        assert "Cannot link to a non running container: /linkdb AS /linkw2/linkdb" in p.stderr
+        p = palletd.docker("run", "--rm", "--link", "nosuch:x", "busybox", "true")
+        assert p.returncode != 0 and "could not get container for nosuch" in p.stderr, p.stderr
+        p = palletd.docker("run", "--rm", "--network", "host", "--link", "linkdb",
+                           "busybox", "true")
+        assert p.returncode != 0 and "conflicting options" in p.stderr, p.stderr
+    finally:
+        palletd.docker("rm", "-f", "linkdb", "linkw1", "linkw2")
+
+
 def test_network_survives_a_daemon_restart(palletd):
     """A running container keeps its address and published port across a palletd restart;
     stopping it afterwards releases what ADD took before the restart."""

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pallet.daemon import links as _links
 from pallet.daemon import logopts, ops
 from pallet.daemon import spec as _spec
 from pallet.daemon.config import Config
@@ -279,6 +280,20 @@ class Containers:
             cfg["ExposedPorts"] = dict(icfg.config.ExposedPorts)
         net = {"Id": "", "HostConfig": host, "Config": cfg}
         self.sandboxes.configure(net, body.get("NetworkingConfig"))
+        if host.get("Links"):
+            mode = host.get("NetworkMode") or "default"
+            if mode == "host" or mode.startswith("container:"):
+                kind = "host" if mode == "host" else "container"
+                raise InvalidArgument(f"conflicting options: {kind} type networking can't be "
+                                      "used with links. This would result in undefined "
+                                      "behavior")
+            for link in host["Links"]:  # docker checks that they exist at create
+                target = _links.parse(link)[0]
+                try:
+                    self.sandboxes.lookup(target)
+                except NotFound:  # not a 404: the docker CLI would go and pull the image
+                    raise InvalidArgument(f"could not get container for {target}") from None
+            host["Links"] = _links.normalize(host["Links"], name)
         cid = secrets.token_hex(32)
         cfg["Hostname"] = cfg["Hostname"] or cid[:12]
         mount_points = self.volumes.register(host, cfg, ic.Volumes)
@@ -407,6 +422,7 @@ class Containers:
     async def _start_steps(self, c: Container) -> None:
         if "NetworkSettings" not in c.rec:  # a record from before networks
             self.sandboxes.configure(c.rec, None)
+        c.rec["_LinkEnv"] = self.sandboxes.link_environment(c.rec)
         netns_path, etc, attaching = await self.sandboxes.up(c, self.cfg.container_dir(c.id))
         try:
             await self._create_task(c, netns_path, etc, attaching)

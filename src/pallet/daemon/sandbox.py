@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pallet.daemon import links
 from pallet.daemon.networks import (
     PREDEFINED,
     Network,
@@ -263,24 +264,71 @@ class Sandboxes:
                     continue
                 names = [p.name] + [a for a in ep.get("Aliases") or [] if a != p.name]
                 peers.append((ep["IPAddress"], names))
+        for ip, names in self._linked(rec):
+            peers.append((ip, names))
         conf = self.networks.get("bridge").conflist
         gateway = netconfig.subnet_of(conf)[1] if conf else ""
         return hosts_text(hostname_of(rec), rec["Config"].get("Domainname") or "", ips,
                           list(rec["HostConfig"].get("ExtraHosts") or []), peers, gateway)
+
+    # --- legacy links ---------------------------------------------------------------
+
+    def _link_target(self, rec: dict[str, Any], link: str) -> tuple[str, str, Container, str]:
+        """(name, alias, the linked container, its address on a network shared with
+        `rec`); refused as docker refuses when it does not run or shares no network."""
+        name, alias = links.parse(link)
+        this = rec["Name"].lstrip("/")
+        try:
+            other = self.lookup(name)
+        except NotFound:
+            raise FailedPrecondition(f"could not get container for {name}") from None
+        if not other.running:
+            raise FailedPrecondition(f"Cannot link to a non running container: /{name} AS "
+                                     f"/{this}/{alias}")
+        mine = (rec.get("NetworkSettings") or {}).get("Networks") or {}
+        theirs = (other.rec.get("NetworkSettings") or {}).get("Networks") or {}
+        for net in mine:
+            ip = (theirs.get(net) or {}).get("IPAddress")
+            if ip:
+                return name, alias, other, ip
+        raise FailedPrecondition(f"Cannot link to /{name}, as it does not belong to the "
+                                 f"network of /{this}")
+
+    def link_environment(self, rec: dict[str, Any]) -> list[str]:
+        """The link variables of a container about to start (its links checked)."""
+        out: list[str] = []
+        this = rec["Name"].lstrip("/")
+        for link in rec["HostConfig"].get("Links") or []:
+            _name, alias, other, ip = self._link_target(rec, link)
+            out += links.environment(this, alias, ip, other.rec["Config"].get("ExposedPorts"),
+                                     other.rec["Config"].get("Env"))
+        return out
+
+    def _linked(self, rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
+        """/etc/hosts entries of the links whose containers run now."""
+        out = []
+        for link in rec["HostConfig"].get("Links") or []:
+            try:
+                name, alias, other, ip = self._link_target(rec, link)
+            except FailedPrecondition:
+                continue
+            out.append((ip, list(dict.fromkeys([alias, other.id[:12], name]))))
+        return out
 
     def _rewrite_hosts(self, rec: dict[str, Any]) -> None:
         write_in_place(rec["HostsPath"], self._hosts(rec))
 
     def refresh_peers(self, c: Container, networks: set[str]) -> None:
         """Rewrite the hosts file of every running container that shares one of `networks`
-        with `c` (docker's embedded DNS would answer them; see networks.py)."""
-        if not networks:
-            return
+        with `c` (docker's embedded DNS would answer them; see networks.py), or links to
+        `c` (docker rewrites those too)."""
         for p in self.running():
             if p.id == c.id or mode_of(p.rec) in ("host",):
                 continue
             pnets = set((p.rec.get("NetworkSettings") or {}).get("Networks") or {})
-            if not pnets & networks:
+            linking = any(links.parse(link)[0] in (c.name, c.id, c.id[:12])
+                          for link in p.rec["HostConfig"].get("Links") or [])
+            if not (pnets & networks or linking):
                 continue
             try:
                 self._rewrite_hosts(p.rec)

@@ -202,6 +202,9 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     env = proc["env"]
     if not any(e.startswith("HOSTNAME=") for e in env):
         env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={hostname}")
+    keys = {e.split("=", 1)[0] for e in env}
+    # legacy links' variables; the container's own win (docker's order)
+    env += [e for e in rec.get("_LinkEnv") or [] if e.split("=", 1)[0] not in keys]
     if cfg.get("User"):
         proc["user"] = resolve_user(rootfs, cfg["User"])
     if cfg.get("WorkingDir"):
