@@ -284,9 +284,11 @@ def test_pallet_cli_networks_ports_and_dns(palletd):
         ps = palletd.pallet("ps", "--format", "{{.Ports}}", check=True).stdout
         assert f"127.0.0.1:{port}->80/tcp" in ps
         p = palletd.pallet("run", "--rm", "--network", "pnet", "--add-host", "x.test:192.0.2.9",
-                           "busybox", "sh", "-c", "wget -qO- http://site/; grep x.test "
-                           "/etc/hosts", check=True)
+                           "--link", "pweb:legacy", "busybox", "sh", "-c",
+                           "wget -qO- http://site/; grep x.test /etc/hosts; wget -qO- "
+                           "http://legacy/", check=True)
         assert "hello-from-pweb" in p.stdout and "192.0.2.9" in p.stdout
+        assert p.stdout.count("hello-from-pweb") == 2  # through the link's alias too
         subnet = json.loads(palletd.pallet("network", "inspect", "pnet", check=True).stdout)[0]
         assert subnet["IPAM"]["Config"][0]["Subnet"] == "10.215.88.0/24"
     finally:

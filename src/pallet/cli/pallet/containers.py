@@ -80,6 +80,8 @@ def _create_options(f: Any) -> Any:
         cmdline.option("--dns-search", multiple=True, help="DNS search domains"),
         cmdline.option("--dns-option", multiple=True, help="DNS options"),
         cmdline.option("--add-host", multiple=True, help="an /etc/hosts entry (host:ip)"),
+        cmdline.option("--link", multiple=True,
+                       help="a legacy link to another container (name[:alias])"),
         cmdline.option("--log-driver", default=None, help="json-file (the only driver)"),
         cmdline.option("--log-opt", multiple=True, help="log options: max-size=10m, max-file=3"),
         cmdline.option("--stop-signal", default=None, help="signal to stop the container"),
@@ -127,7 +129,8 @@ def _ulimits(items: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 def _network_options(host: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
-    """-p/-P/--expose/--dns*/--add-host into HostConfig; the exposed ports returned."""
+    """-p/-P/--expose/--dns*/--add-host/--link into HostConfig; the exposed ports
+    returned."""
     from pallet.network import ports
 
     exposed: dict[str, Any] = {}
@@ -150,7 +153,7 @@ def _network_options(host: dict[str, Any], o: dict[str, Any]) -> dict[str, Any]:
     host.update({"PortBindings": bindings or None, "PublishAllPorts": o["publish_all"],
                  "Dns": list(o["dns"]) or None, "DnsSearch": list(o["dns_search"]) or None,
                  "DnsOptions": list(o["dns_option"]) or None,
-                 "ExtraHosts": list(o["add_host"]) or None})
+                 "ExtraHosts": list(o["add_host"]) or None, "Links": list(o["link"]) or None})
     return exposed
 
 
