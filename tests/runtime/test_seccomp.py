@@ -317,3 +317,21 @@ def test_notify_without_agent_fails_create(runtime, bundle, tmp_path):
     cid = runtime.new_id()
     runtime.run(cid, b).failed(("nobody.sock", "seccomp", "listener"))
     runtime.assert_nothing_left(cid, b)
+
+
+def test_exec_gets_the_containers_filter(runtime, bundle):
+    """An exec'd process is under the container's profile too; with pallet-runtime both
+    the init and the exec load the program compiled once and cached under --root."""
+    def edit(cfg):
+        set_seccomp(docker_default())(cfg)
+        add_caps(cfg, "CAP_SYS_ADMIN")
+
+    cid = runtime.new_id()
+    b = bundle(["sleep", "1000"], edit=edit)
+    runtime.detached("run", "--detach", "--bundle", str(b), cid, tag=cid).ok()
+    r = runtime("exec", cid, "sh", "-c", "unshare -m true 2>/dev/null || echo denied; "
+                "grep '^Seccomp:' /proc/self/status").ok()
+    assert r.stdout.split() == ["denied", "Seccomp:", "2"]
+    if runtime.name == "pallet-runtime":
+        cached = list((runtime.root / "@seccomp").iterdir())
+        assert len(cached) == 1 and cached[0].suffix == ".bpf"
