@@ -123,54 +123,62 @@ def test_pids_limit_enforced(runtime, bundle, cgroup, limit, fits):
 
 # --- how a stage-1 child joins the cgroup (pallet-runtime's Manager.fork) ------------------
 
-
-def _forked_cgroups(m) -> tuple[bool, str]:
-    """Manager.fork + join_v1, as create and exec do; (born in v2, the child's
-    /proc/self/cgroup)."""
-    import os
-
-    r, w = os.pipe()
-    pid, in_v2 = m.fork()
-    if pid == 0:
-        try:
-            m.join_v1()
-            os.write(w, Path("/proc/self/cgroup").read_bytes())
-        finally:
-            os._exit(0)
-    os.close(w)
-    if not in_v2:
-        m.add(pid, v1=False)  # what the parent does when the clone could not place it
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return in_v2, b"".join(chunks).decode()
+# Run in a fresh interpreter: the raw clone3 is for single-threaded callers only
+# (Manager.fork falls back to os.fork when other threads run, as they may in pytest).
+_FORK_CHILD = """
+import json, os, sys
+from pallet.cgroups import Manager
+from pallet.linux import libc
+if sys.argv[2] == "fallback":
+    def refused(fd):
+        raise OSError(38, "clone3: not here")
+    libc.fork_into_cgroup = refused
+m = Manager(json.loads(sys.argv[1]))
+r, w = os.pipe()
+pid, in_v2 = m.fork()
+if pid == 0:
+    try:
+        m.join_v1()
+        with open("/proc/self/cgroup", "rb") as f:
+            os.write(w, f.read())
+    finally:
+        os._exit(0)
+os.close(w)
+if not in_v2:
+    m.add(pid, v1=False)  # what the parent does when the clone could not place it
+chunks = []
+while chunk := os.read(r, 65536):
+    chunks.append(chunk)
+os.waitpid(pid, 0)
+print(json.dumps({"in_v2": in_v2, "cgroup": b"".join(chunks).decode()}))
+"""
 
 
 @pytest.mark.parametrize("clone3", [True, False], ids=["clone3", "fallback"])
-def test_forked_child_lands_in_every_hierarchy(monkeypatch, clone3):
+def test_forked_child_lands_in_every_hierarchy(clone3):
     """The child is born in the v2 cgroup (clone3 CLONE_INTO_CGROUP) or put there by the
     parent when the kernel cannot, and moves itself into every v1 hierarchy: the same
     membership as a write of its pid to every cgroup.procs, without the kernel's global
     threadgroup lock (see Manager.fork)."""
+    import json
     import os
+    import subprocess
+    import sys
 
     from pallet.cgroups import Manager
-    from pallet.linux import libc
 
-    if not clone3:
-        def refused(fd):
-            raise OSError(38, "clone3: not here")
-        monkeypatch.setattr(libc, "fork_into_cgroup", refused)
     name = f"pallet-test-fork-{uuid.uuid4().hex[:12]}"
     m = Manager.for_config("/" + name, name)
     m.create()
     try:
-        in_v2, text = _forked_cgroups(m)
-        assert in_v2 is (clone3 and "" in m.paths)
+        r = subprocess.run([sys.executable, "-c", _FORK_CHILD, json.dumps(m.paths),
+                            "clone3" if clone3 else "fallback"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["in_v2"] is (clone3 and "" in m.paths)
         got = {}
-        for line in text.splitlines():
+        for line in out["cgroup"].splitlines():
             _, controllers, path = line.split(":", 2)
             got[controllers] = path
         assert set(got) == set(m.paths), (got, m.paths)
