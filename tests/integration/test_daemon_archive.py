@@ -482,6 +482,7 @@ def test_import_from_a_url(palletd, tmp_path):
         assert info["Comment"] == f"Imported from {base}/rootfs.tar"
     finally:
         srv.shutdown()
+        srv.server_close()
         palletd.docker("rmi", "fromurl:1")
 
 
