@@ -13,6 +13,7 @@ earlier layers). So:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import posixpath
@@ -25,24 +26,11 @@ from typing import BinaryIO, NamedTuple
 from pallet.build.dockerignore import Matcher, compile_pattern
 from pallet.build.dockerignore import parse as parse_ignore
 from pallet.errors import InvalidArgument, NotFound
-from pallet.images.fsview import remove_any
+from pallet.images.fsview import clear_for_entry
 from pallet.linux.paths import mkdir_all_in_root, resolve_in_root
 
 _BUF = 1 << 20
-_MAX_SYMLINKS = 255
 WILDCARDS = "*?["
-
-
-def _replace(host: str, is_dir: bool) -> bool:
-    """Clear `host` for a new entry; True when a directory is there to merge into."""
-    try:
-        st = os.lstat(host)
-    except FileNotFoundError:
-        return False
-    if is_dir and stat.S_ISDIR(st.st_mode):
-        return True
-    remove_any(host)
-    return False
 
 
 def _chown(host: str, uid: int, gid: int) -> None:
@@ -99,7 +87,7 @@ def extract_tar(src: BinaryIO, root: str, dest: str = "/", owner: Owner | None =
                     continue
                 path = posixpath.join(dest, *parts)
                 host = os.path.join(_host_parent(root, path), parts[-1])
-                merge = _replace(host, m.isdir())
+                merge = clear_for_entry(host, m.isdir())
                 if m.isreg():
                     fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                                  | os.O_CLOEXEC, 0o600)
@@ -181,40 +169,20 @@ class Context:
                 and self.ignore.excluded(rel))
 
     def resolve(self, rel: str, what: str) -> str:
-        """Host path of `rel` with its symlinks followed; leaving the context is refused."""
-        todo = [p for p in rel.split("/") if p not in ("", ".")]
-        out: list[str] = []
-        links = 0
-        while todo:
-            comp = todo.pop(0)
-            if comp == "..":
-                if not out and not self.strict:
-                    continue
-                if not out:
-                    raise InvalidArgument(f"{what}: forbidden path outside the build "
-                                          "context")
-                out.pop()
-                continue
-            host = os.path.join(self.root, *out, comp)
-            try:
-                st = os.lstat(host)
-            except (FileNotFoundError, NotADirectoryError):
-                out.append(comp)
-                continue
-            if not stat.S_ISLNK(st.st_mode):
-                out.append(comp)
-                continue
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise InvalidArgument(f"{what}: too many levels of symbolic links")
-            target = os.readlink(host)
-            if target.startswith("/") and not self.strict:
-                out = []
-            elif target.startswith("/"):
-                raise InvalidArgument(f"{what}: symlink {'/'.join([*out, comp])!r} points "
-                                      f"outside the build context ({target})")
-            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-        return os.path.join(self.root, *out)
+        """Host path of `rel` with its symlinks followed; leaving the context is refused
+        (a strict context) or clamped to its root."""
+        def refuse(path: str, target: str) -> None:
+            if target == "..":
+                raise InvalidArgument(f"{what}: forbidden path outside the build context")
+            raise InvalidArgument(f"{what}: symlink {path!r} points outside the build "
+                                  f"context ({target})")
+
+        try:
+            return resolve_in_root(self.root, rel, refuse if self.strict else None)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise InvalidArgument(f"{what}: too many levels of symbolic links") from None
+            raise
 
     def walk(self, rel: str = "") -> Iterator[tuple[str, str, os.stat_result]]:
         """(relative path, host path, lstat) below `rel`, sorted, not excluded."""
@@ -308,7 +276,7 @@ def _copy_entry(src: str, st: os.stat_result, root: str, path: str, uid: int, gi
     after its children)."""
     host = os.path.join(_host_parent(root, path), posixpath.basename(path))
     is_dir = stat.S_ISDIR(st.st_mode)
-    merge = _replace(host, is_dir)
+    merge = clear_for_entry(host, is_dir)
     if stat.S_ISREG(st.st_mode):
         fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:

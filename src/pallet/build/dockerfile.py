@@ -163,7 +163,7 @@ def _flags(cmd: str, rest: str, line: int) -> tuple[dict[str, str], str]:
         flags[name] = value
 
 
-def _maybe_json(rest: str) -> tuple[list[str], bool]:
+def maybe_json(rest: str) -> tuple[list[str], bool]:
     """(JSON array, True) when `rest` is one, else ([rest], False): shell form."""
     if rest.startswith("["):
         try:
@@ -176,7 +176,7 @@ def _maybe_json(rest: str) -> tuple[list[str], bool]:
 
 
 def _maybe_json_list(rest: str) -> tuple[list[str], bool]:
-    args, is_json = _maybe_json(rest)
+    args, is_json = maybe_json(rest)
     return (args, True) if is_json else (rest.split(), False)
 
 
@@ -234,7 +234,7 @@ def _health(ins: Instruction, rest: str) -> dict[str, object]:
         return {"Test": ["NONE"]}
     if kind != "CMD":
         raise ParseError(ins.line, f"Unknown type {kind!r} in HEALTHCHECK (try CMD)")
-    cmd, is_json = _maybe_json(args.strip())
+    cmd, is_json = maybe_json(args.strip())
     if not cmd or not cmd[0]:
         raise ParseError(ins.line, "Missing command after HEALTHCHECK CMD")
     out: dict[str, object] = {"Test": ["CMD", *cmd] if is_json else ["CMD-SHELL", cmd[0]]}
@@ -289,7 +289,7 @@ def parse_instruction(text: str, line: int, escape: str = "\\") -> Instruction:
             raise ParseError(line, f"invalid name for build stage: {ins.args[2]!r}, name "
                              "can't start with a number or contain symbols")
     elif cmd in ("RUN", "CMD", "ENTRYPOINT", "SHELL"):
-        ins.args, ins.json = _maybe_json(rest)
+        ins.args, ins.json = maybe_json(rest)
         if cmd == "SHELL" and (not ins.json or not ins.args):
             raise ParseError(line, "SHELL requires the arguments to be in JSON form")
         if not ins.json and not rest:

@@ -152,15 +152,15 @@ def split_words(rest: str, escape: str = "\\") -> list[str]:
     n = len(rest)
     while i < n:
         ch = rest[i]
+        if ch == escape and quote != "'":  # kept with the character it escapes
+            if i + 1 == n:
+                break
+            word += (ch, rest[i + 1])
+            i += 2
+            continue
         if quote:
             if ch == quote:
                 quote = ""
-            elif ch == escape and quote != "'":
-                if i + 1 == n:
-                    break
-                word.append(ch)
-                i += 1
-                ch = rest[i]
             word.append(ch)
         elif ch.isspace():
             if word or blank_ok:
@@ -169,12 +169,6 @@ def split_words(rest: str, escape: str = "\\") -> list[str]:
         else:
             if ch in ("'", '"'):
                 quote, blank_ok = ch, True
-            elif ch == escape:
-                if i + 1 == n:
-                    break
-                word.append(ch)
-                i += 1
-                ch = rest[i]
             word.append(ch)
         i += 1
     if word or blank_ok:

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from pallet.build.dockerfile import maybe_json
 from pallet.content.labels import GC_ROOT, UNCOMPRESSED
 from pallet.content.local import LocalStore, write_blob
 from pallet.daemon.cp_helper import Skipping
@@ -245,15 +246,8 @@ def now_rfc3339() -> str:
 
 
 def _exec_form(value: str) -> list[str]:
-    value = value.strip()
-    if value.startswith("["):
-        try:
-            out = json.loads(value)
-        except ValueError:
-            out = None
-        if isinstance(out, list) and all(isinstance(x, str) for x in out):
-            return out
-    return ["/bin/sh", "-c", value]
+    args, is_json = maybe_json(value.strip())
+    return args if is_json else ["/bin/sh", "-c", value.strip()]
 
 
 def _pairs(value: str, what: str) -> dict[str, str]:

@@ -429,7 +429,7 @@ class Containers:
         except BaseException:
             # the ADDs under way finish (or undo themselves) before anything is released
             with contextlib.suppress(BaseException):
-                await self.sandboxes.ready(attaching)
+                await self.sandboxes.failure(attaching)
             raise
 
     async def _create_task(self, c: Container, netns_path: str | None, etc: dict[str, str],
@@ -439,8 +439,7 @@ class Containers:
         try:
             await self.blocking(self._write_bundle, c, netns_path, etc)
         except (PalletError, OSError) as e:
-            with contextlib.suppress(BaseException):
-                await self.sandboxes.ready(attaching)
+            await self.sandboxes.failure(attaching)
             await self.blocking(self._unmount_rootfs, c)
             await self.sandboxes.down(c)
             if isinstance(e, OSError):

@@ -164,15 +164,9 @@ class Sandboxes:
             raise
         return path, etc, asyncio.ensure_future(self._attach_all(c, path, mode, etc))
 
-    async def ready(self, attaching: asyncio.Task[None] | None) -> None:
-        """Until the ADDs `up` started are over (their failure raises; they have rolled
-        themselves back by then). Never cancels them: a half-done ADD must be undone."""
-        err = await self.failure(attaching)
-        if err is not None:
-            raise err
-
     async def failure(self, attaching: asyncio.Task[None] | None) -> BaseException | None:
-        """`ready`, with the failure returned rather than raised."""
+        """Until the ADDs `up` started are over; their failure (they have rolled themselves
+        back by then), or None. Never cancels them: a half-done ADD must be undone."""
         if attaching is None:
             return None
         await asyncio.wait([attaching])

@@ -27,6 +27,7 @@ from pallet.shim import wire
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(pallet.__file__)))
 BOOT = f"import sys; sys.path.insert(0, {_SRC!r}); from pallet.shim.main import main; main()"
+SHIM = [sys.executable, "-I", "-S", "-c", BOOT]  # a shim's (or the zygote's) interpreter
 LAUNCH_TIMEOUT = 60.0
 
 
@@ -47,7 +48,12 @@ class LaunchSpec:
     runtime_in_process: bool = False  # pallet-runtime's CLI in a fork of the shim
 
     def argv(self) -> list[str]:
-        a = [sys.executable, "-I", "-S", "-c", BOOT, "--id", self.id, "--bundle", self.bundle,
+        """The command line of a shim started on its own."""
+        return [*SHIM, *self.args()]
+
+    def args(self) -> list[str]:
+        """The shim's own arguments (what a zygote gets)."""
+        a = ["--id", self.id, "--bundle", self.bundle,
              "--dir", self.dir, "--socket", self.socket, "--console-socket",
              self.console_socket, "--runtime", self.runtime, "--runtime-root",
              self.runtime_root, "--log-path", self.log_path, "--log-format", self.log_format]
@@ -136,7 +142,7 @@ class Zygote:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", BOOT, "--zygote", self.marker],
+                    [*SHIM, "--zygote", self.marker],
                     stdin=theirs, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     start_new_session=True, close_fds=True, cwd="/")
             except OSError:
@@ -182,17 +188,15 @@ async def launch(spec: LaunchSpec, stderr_path: str, zygote: Zygote | None = Non
     os.makedirs(spec.dir, exist_ok=True)
     os.makedirs(os.path.dirname(spec.socket), exist_ok=True)
     loop = asyncio.get_running_loop()
-    argv = spec.argv()
     p: subprocess.Popen[bytes] | None = None
-    # the shim's own arguments: what follows `python -I -S -c BOOT`
-    r = zygote.fork([*argv[5:], "--stderr", stderr_path]) if zygote else None
+    r = zygote.fork([*spec.args(), "--stderr", stderr_path]) if zygote else None
     if r is not None:
         out = os.fdopen(r, "rb")
     else:
         if zygote is not None:
             loop.run_in_executor(None, zygote.fill)
         with open(stderr_path, "ab") as err:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            p = subprocess.Popen(spec.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=err, start_new_session=True, close_fds=True, cwd="/")
         assert p.stdout is not None
         out = p.stdout

@@ -38,6 +38,18 @@ def remove_any(path: str) -> None:
         os.unlink(path)
 
 
+def clear_for_entry(host: str, is_dir: bool) -> bool:
+    """Clear `host` for a new entry; True when a directory is there to merge into."""
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        return False
+    if is_dir and stat.S_ISDIR(st.st_mode):
+        return True
+    remove_any(host)
+    return False
+
+
 class _CachedView:
     """What both views keep between entries: created directories and resolved paths, both
     dropped when an entry could have changed them."""
@@ -105,13 +117,8 @@ class FullView(_CachedView):
 
     def prepare_entry(self, host: str, parts: list[str], is_dir: bool) -> bool:
         """Clear the way for a new entry at `host`; True if a directory stays to merge."""
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
-            return False
-        if is_dir and stat.S_ISDIR(st.st_mode):
+        if clear_for_entry(host, is_dir):
             return True
-        remove_any(host)
         self.invalidate()
         return False
 

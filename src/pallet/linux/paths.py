@@ -10,12 +10,20 @@ from __future__ import annotations
 import os
 import stat
 
+TYPE_CHECKING = False  # `typing` costs ms of imports on every runtime start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _MAX_SYMLINKS = 255
 
 
-def resolve_in_root(root: str, unsafe: str) -> str:
+def resolve_in_root(root: str, unsafe: str,
+                    escape: Callable[[str, str], None] | None = None) -> str:
     """The host path of `unsafe` interpreted inside `root`. Components that do not exist yet
-    are appended literally, so the result is always under `root`."""
+    (or sit under a non-directory) are appended literally, so the result is always under
+    `root`. Where the path would leave `root` (a `..` above it, or a symlink to an absolute
+    target) it is clamped to `root`, unless `escape(path so far, ".." or the target)` raises
+    (a build context refuses what a rootfs clamps)."""
     root = os.path.abspath(root)
     parts = [p for p in unsafe.split("/") if p not in ("", ".")]
     resolved: list[str] = []
@@ -25,11 +33,13 @@ def resolve_in_root(root: str, unsafe: str) -> str:
         if part == "..":
             if resolved:
                 resolved.pop()
+            elif escape is not None:
+                escape("", "..")
             continue
         candidate = os.path.join(root, *resolved, part)
         try:
             st = os.lstat(candidate)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             resolved.append(part)
             continue
         if not stat.S_ISLNK(st.st_mode):
@@ -40,6 +50,8 @@ def resolve_in_root(root: str, unsafe: str) -> str:
             raise OSError(40, f"too many levels of symbolic links in {unsafe}")
         target = os.readlink(candidate)
         if target.startswith("/"):
+            if escape is not None:
+                escape("/".join([*resolved, part]), target)
             resolved = []
         parts = [p for p in target.split("/") if p not in ("", ".")] + parts
     return os.path.join(root, *resolved)

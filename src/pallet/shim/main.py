@@ -82,11 +82,17 @@ def fork_runtime(argv: list[str], fds: tuple[int, int, int]) -> int:
         for f in (sys.stdout, sys.stderr):
             f.flush()
     except BaseException as e:  # nothing of this child may return into the shim's loop
-        try:
-            os.write(2, f"pallet-runtime (in the shim): {e}\n".encode())
-        except OSError:
-            pass
+        write_quietly(2, f"pallet-runtime (in the shim): {e}\n")
     os._exit(code)
+
+
+def write_quietly(fd: int, text: str) -> None:
+    """A last word on `fd` that cannot fail (on the way to an `os._exit`, or to a peer that
+    may be gone)."""
+    try:
+        os.write(fd, text.encode())
+    except OSError:
+        pass
 
 
 def exit_code(status: int) -> int:
@@ -888,10 +894,7 @@ def zygote() -> None:
             if os.fork() == 0:
                 shim_child(ctl, msg, fds[0])
         except OSError as e:  # EAGAIN, ENOMEM: this start fails, the zygote stays
-            try:
-                os.write(fds[0], f"error pallet-shim: fork: {e.strerror}\n".encode())
-            except OSError:
-                pass
+            write_quietly(fds[0], f"error pallet-shim: fork: {e.strerror}\n")
         os.close(fds[0])
 
 
@@ -911,15 +914,10 @@ def shim_child(ctl: _socket.socket, msg: bytes, result_fd: int) -> None:
         argv = wire.loads(msg)
         if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
             raise ValueError("the shim's arguments are not a list of strings")
-        if "--dir" in argv[:-1]:  # the directory names the container
-            set_title(f"pallet-shim {argv[argv.index('--dir') + 1]}")
-        run(argv)
+        run(argv, forked=True)
         code = 0
     except BaseException as e:  # nothing of this child may return into the zygote's loop
-        try:
-            os.write(1, f"error pallet-shim: {e}\n".encode())
-        except OSError:
-            pass
+        write_quietly(1, f"error pallet-shim: {e}\n")
     os._exit(code)
 
 
@@ -930,8 +928,10 @@ def main(argv: list[str] | None = None) -> None:
     run(argv)
 
 
-def run(argv: list[str]) -> None:
+def run(argv: list[str], forked: bool = False) -> None:
     args = Args(argv)
+    if forked:  # its command line is the zygote's: name the container (by its directory)
+        set_title(f"pallet-shim {args.dir}")
     if args.stderr:  # a forked shim learns its log only now
         fd = os.open(args.stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                      0o644)

@@ -13,6 +13,7 @@ import logging
 import os
 import posixpath
 import tempfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -247,17 +248,22 @@ async def commit(request: web.Request) -> web.Response:
     return reply({"Id": iid}, 201)
 
 
+def _tmp_dir(request: web.Request) -> str:
+    """Where temporary files go: beside the content store (same filesystem)."""
+    path = os.path.join(daemon(request).cfg.root, "tmp")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 @contextlib.asynccontextmanager
-async def _spooled(request: web.Request) -> Any:
-    """The request body in a temporary file beside the content store (archives need
-    random access, and a bad one must be refused before anything is stored)."""
-    d = daemon(request)
-    tmp_dir = os.path.join(d.cfg.root, "tmp")
-    os.makedirs(tmp_dir, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="upload-", dir=tmp_dir)
+async def _spooled(request: web.Request, chunks: AsyncIterator[bytes] | None = None,
+                   prefix: str = "upload-") -> Any:
+    """`chunks` (by default the request body) in a temporary file (archives need random
+    access, and a bad one must be refused before anything is stored)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=_tmp_dir(request))
     try:
         with os.fdopen(fd, "wb") as f:
-            async for chunk in request.content.iter_chunked(1 << 20):
+            async for chunk in chunks or request.content.iter_chunked(1 << 20):
                 await asyncio.to_thread(f.write, chunk)
         yield path
     finally:
@@ -265,34 +271,23 @@ async def _spooled(request: web.Request) -> Any:
             os.unlink(path)
 
 
-@contextlib.asynccontextmanager
-async def _downloaded(request: web.Request, url: str) -> Any:
-    """`docker import <url>`: the file at an http(s) URL, fetched by the daemon (as dockerd
-    does) into a temporary file beside the content store."""
+async def _fetched(url: str) -> AsyncIterator[bytes]:
+    """`docker import <url>`: the file at an http(s) URL, fetched by the daemon as dockerd
+    does."""
     import aiohttp
 
     if not url.startswith(("http://", "https://")):
         raise InvalidArgument(f"fromSrc {url!r}: not a URL palletd can fetch (http or https), "
                               "nor - (the request body)")
-    d = daemon(request)
-    tmp_dir = os.path.join(d.cfg.root, "tmp")
-    os.makedirs(tmp_dir, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="download-", dir=tmp_dir)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
     try:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-        with os.fdopen(fd, "wb") as f:
-            try:
-                async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
-                    if r.status != 200:
-                        raise InvalidArgument(f"Get {url}: {r.status} {r.reason or ''}".rstrip())
-                    async for chunk in r.content.iter_chunked(1 << 20):
-                        await asyncio.to_thread(f.write, chunk)
-            except (aiohttp.ClientError, TimeoutError) as e:
-                raise InvalidArgument(f"Get {url}: {str(e) or type(e).__name__}") from None
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
+            if r.status != 200:
+                raise InvalidArgument(f"Get {url}: {r.status} {r.reason or ''}".rstrip())
+            async for chunk in r.content.iter_chunked(1 << 20):
+                yield chunk
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise InvalidArgument(f"Get {url}: {str(e) or type(e).__name__}") from None
 
 
 async def import_(request: web.Request) -> web.StreamResponse:
@@ -304,8 +299,8 @@ async def import_(request: web.Request) -> web.StreamResponse:
     if repo and not tag and ":" in repo.rsplit("/", 1)[-1]:
         repo, tag = repo.rsplit(":", 1)  # the docker CLI sends `repo=name:tag`
     name = _archive.image_name(repo, tag)
-    source = _spooled(request) if src == "-" else _downloaded(request, src)
-    async with source as path:
+    chunks = None if src == "-" else _fetched(src)
+    async with _spooled(request, chunks, "upload-" if chunks is None else "download-") as path:
         iid = await d.blocking(_archive.import_rootfs, d.images.svc, path, name=name,
                                changes=_changes(request),
                                message=request.query.get("message") or "", source=src)
@@ -344,9 +339,7 @@ async def save(request: web.Request) -> web.StreamResponse:
             imgs.append(img)
         export_docker_archive(d.images.svc.content, imgs, dest)
 
-    tmp_dir = os.path.join(d.cfg.root, "tmp")
-    os.makedirs(tmp_dir, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="save-", dir=tmp_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="save-", dir=_tmp_dir(request)) as tmp:
         dest = os.path.join(tmp, "image.tar")
         await d.blocking(work, dest)
         resp = await _send_file(request, dest)

@@ -13,7 +13,6 @@ client that goes away cancels the build (its running step is killed).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import tempfile
@@ -33,7 +32,15 @@ from pallet.build.executor import (
     remove_stale,
     remove_tree,
 )
-from pallet.daemon.engine.common import daemon, qbool, qint, reply, send_json, stream_json
+from pallet.daemon.engine.common import (
+    daemon,
+    qbool,
+    qint,
+    query_json,
+    reply,
+    send_json,
+    stream_json,
+)
 from pallet.errors import InvalidArgument, PalletError
 from pallet.images import reference
 from pallet.oci.image import Platform
@@ -44,13 +51,7 @@ NETWORKS = {"": "none", "default": "none", "none": "none", "bridge": "none", "ho
 
 
 def _json_map(request: web.Request, name: str) -> dict[str, Any]:
-    raw = request.query.get(name)
-    if not raw:
-        return {}
-    try:
-        d = json.loads(raw)
-    except ValueError:
-        raise InvalidArgument(f"invalid {name}: {raw!r}") from None
+    d = query_json(request, name, {})
     if not isinstance(d, dict):
         raise InvalidArgument(f"{name} must be a JSON object")
     return d

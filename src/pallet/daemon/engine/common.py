@@ -37,15 +37,21 @@ def qint(request: web.Request, name: str, default: int | None = None) -> int | N
         raise InvalidArgument(f"invalid value for {name}: {v!r}") from None
 
 
+def query_json(request: web.Request, name: str, default: Any) -> Any:
+    """A query parameter that holds JSON (`filters`, `buildargs`...); `default` when it is
+    absent or empty."""
+    raw = request.query.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name}: {raw!r}") from None
+
+
 def filters(request: web.Request) -> dict[str, list[str]]:
     """`filters` as JSON: {"key": ["v", ...]} or the older {"key": {"v": true}}."""
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        d = json.loads(raw)
-    except ValueError:
-        raise InvalidArgument(f"invalid filters: {raw!r}") from None
+    d = query_json(request, "filters", {})
     out: dict[str, list[str]] = {}
     for k, v in (d or {}).items():
         out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else list(v)
