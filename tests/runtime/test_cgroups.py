@@ -135,9 +135,11 @@ if sys.argv[2] == "fallback":
     libc.fork_into_cgroup = refused
 m = Manager(json.loads(sys.argv[1]))
 r, w = os.pipe()
+go_r, go_w = os.pipe()
 pid, in_v2 = m.fork()
 if pid == 0:
     try:
+        os.read(go_r, 1)  # as the runtime's stage-1 child waits for "go": after the parent's add
         m.join_v1()
         with open("/proc/self/cgroup", "rb") as f:
             os.write(w, f.read())
@@ -146,6 +148,7 @@ if pid == 0:
 os.close(w)
 if not in_v2:
     m.add(pid, v1=False)  # what the parent does when the clone could not place it
+os.write(go_w, b"g")
 chunks = []
 while chunk := os.read(r, 65536):
     chunks.append(chunk)
