@@ -373,7 +373,7 @@ def test_legacy_links(palletd):
                              "grep -w cache /etc/hosts; env | sort; ping -c1 -W2 cache",
                              check=True).stdout
         assert f"{ip}\tcache {db['Id'][:12]} linkdb" in out, out
-        for want in (f"CACHE_PORT=udp://{ip}:53",  # the lowest port, as docker
+        for want in (f"CACHE_PORT=tcp://{ip}:6379",  # the lowest TCP port, as docker
                      f"CACHE_PORT_6379_TCP=tcp://{ip}:6379",
                      f"CACHE_PORT_6379_TCP_ADDR={ip}", "CACHE_PORT_6379_TCP_PORT=6379",
                      "CACHE_PORT_6379_TCP_PROTO=tcp", f"CACHE_PORT_53_UDP=udp://{ip}:53",
@@ -392,6 +392,18 @@ def test_legacy_links(palletd):
         assert ip2 != ip  # host-local hands out the next address, not the one just freed
         palletd.wait_for(lambda: f"{ip2}\tcache" in palletd.docker(
             "exec", "linkw1", "cat", "/etc/hosts", check=True).stdout, what="the new address")
+        # `docker rm --link`: the link goes, both containers stay
+        p = palletd.docker("rm", "--link", "/linkw1/nosuch")
+        assert p.returncode != 0 and "No such container: linkw1/nosuch" in p.stderr, p.stderr
+        palletd.docker("rm", "--link", "/linkw1/cache", check=True)
+        assert palletd.inspect("linkw1")["HostConfig"]["Links"] is None
+        assert palletd.inspect("linkdb")["State"]["Running"]
+        hosts = palletd.docker("exec", "linkw1", "cat", "/etc/hosts", check=True).stdout
+        assert "\tcache" not in hosts, hosts
+        palletd.pallet("create", "--name", "linkw3", "--link", "linkdb:a", "--link",
+                       "linkdb:b", "busybox", "true", check=True)
+        palletd.pallet("rm", "-l", "linkw3/a", check=True)  # the pallet CLI's own
+        assert palletd.inspect("linkw3")["HostConfig"]["Links"] == ["/linkdb:/linkw3/b"]
         # inspect shows docker's form; a stopped target refuses the start
         palletd.docker("create", "--name", "linkw2", "--link", "linkdb", "busybox", "true",
                        check=True)
@@ -406,7 +418,7 @@ def test_legacy_links(palletd):
                            "busybox", "true")
         assert p.returncode != 0 and "conflicting options" in p.stderr, p.stderr
     finally:
-        palletd.docker("rm", "-f", "linkdb", "linkw1", "linkw2")
+        palletd.docker("rm", "-f", "linkdb", "linkw1", "linkw2", "linkw3")
 
 
 def test_network_survives_a_daemon_restart(palletd):

@@ -719,6 +719,27 @@ class Containers:
                 if not f.done():
                     f.set_result(code)
 
+    def remove_link(self, link: str) -> None:
+        """`docker rm --link /parent/alias`: the parent forgets the link (its hosts file
+        too, when it runs); both containers stay."""
+        parent, _, alias = link.strip("/").rpartition("/")
+        if not parent:
+            raise InvalidArgument("Conflict, cannot remove the default link name of the "
+                                  "container")
+        try:
+            p = self.get(parent)
+        except NotFound:
+            raise NotFound(f"Cannot get parent /{parent} for link name /{parent}/{alias}"
+                           ) from None
+        host = p.rec["HostConfig"]
+        kept = [x for x in host.get("Links") or [] if _links.parse(x)[1] != alias]
+        if len(kept) == len(host.get("Links") or []):
+            raise NotFound(f"No such container: {link.strip('/')}")
+        host["Links"] = kept or None
+        self.save(p)
+        if p.running:
+            self.sandboxes.rewrite_hosts(p)
+
     # --- attach, resize -------------------------------------------------------------------
 
     async def attach(self, c: Container, client: Client, *, stdin: bool, stdout: bool,

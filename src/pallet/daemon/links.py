@@ -33,29 +33,52 @@ def normalize(links: list[str] | None, this: str) -> list[str] | None:
 
 
 def _var(alias: str) -> str:
-    return alias.upper().replace("-", "_").replace(".", "_")
+    return alias.upper().replace("-", "_")  # docker keeps dots
 
 
-def environment(this: str, alias: str, ip: str, exposed: dict[str, Any] | None,
-                env: list[str] | None) -> list[str]:
-    """docker's variables for one link, in its order (daemon/links)."""
-    a = _var(alias)
-    out = [f"{a}_NAME=/{this}/{alias}"]
+def _ports(exposed: dict[str, Any] | None) -> list[tuple[int, str]]:
+    """Exposed ports as docker orders them for links: TCP first, then by protocol, then by
+    number (so `_PORT`, the first, is the lowest TCP port when there is one)."""
     ports = []
     for key in exposed or {}:
         port, _, proto = key.partition("/")
         if port.isdigit():
             ports.append((int(port), proto or "tcp"))
-    ports.sort()
+    ports.sort(key=lambda p: (p[1] != "tcp", p[1], p[0]))
+    return ports
+
+
+def environment(this: str, alias: str, ip: str, exposed: dict[str, Any] | None,
+                env: list[str] | None) -> list[str]:
+    """docker's variables for one link, in its order (daemon/links): the first port; each
+    port, and after the port that ends a run of consecutive ports of one protocol (or
+    after the one that breaks it) the run's `_START`/`_END`; the name; the linked
+    container's own variables."""
+    a = _var(alias)
+    ports = _ports(exposed)
+    out = []
     if ports:
         port, proto = ports[0]
         out.append(f"{a}_PORT={proto}://{ip}:{port}")
-    for port, proto in ports:
+    first = last = ports[0] if ports else (0, "")
+    for i, (port, proto) in enumerate(ports):
         p = f"{a}_PORT_{port}_{proto.upper()}"
         out += [f"{p}={proto}://{ip}:{port}", f"{p}_ADDR={ip}", f"{p}_PORT={port}",
                 f"{p}_PROTO={proto}"]
+        if (port, proto) == (last[0] + 1, last[1]):
+            last = (port, proto)
+            if i < len(ports) - 1:
+                continue
+        if first != last:
+            run = last[1]
+            p = f"{a}_PORT_{first[0]}_{run.upper()}"
+            out += [f"{p}_START={run}://{ip}:{first[0]}", f"{p}_PORT_START={first[0]}",
+                    f"{p}_END={run}://{ip}:{last[0]}", f"{p}_PORT_END={last[0]}"]
+        first = last = (port, proto)
+    out.append(f"{a}_NAME=/{this}/{alias}")
     for item in env or []:
         key, sep, value = item.partition("=")
         if sep and key not in ("HOME", "PATH"):  # docker leaves out these two
             out.append(f"{a}_ENV_{key}={value}")
     return out
+

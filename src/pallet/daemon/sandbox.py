@@ -312,22 +312,26 @@ class Sandboxes:
     def _rewrite_hosts(self, rec: dict[str, Any]) -> None:
         write_in_place(rec["HostsPath"], self._hosts(rec))
 
+    def rewrite_hosts(self, c: Container) -> None:
+        if mode_of(c.rec) == "host":
+            return
+        try:
+            self._rewrite_hosts(c.rec)
+        except OSError as e:
+            log.warning("updating the hosts file of %s: %s", c.id[:12], e)
+
     def refresh_peers(self, c: Container, networks: set[str]) -> None:
         """Rewrite the hosts file of every running container that shares one of `networks`
         with `c` (docker's embedded DNS would answer them; see networks.py), or links to
         `c` (docker rewrites those too)."""
         for p in self.running():
-            if p.id == c.id or mode_of(p.rec) in ("host",):
+            if p.id == c.id:
                 continue
             pnets = set((p.rec.get("NetworkSettings") or {}).get("Networks") or {})
             linking = any(links.parse(link)[0] in (c.name, c.id, c.id[:12])
                           for link in p.rec["HostConfig"].get("Links") or [])
-            if not (pnets & networks or linking):
-                continue
-            try:
-                self._rewrite_hosts(p.rec)
-            except OSError as e:
-                log.warning("updating the hosts file of %s: %s", p.id[:12], e)
+            if pnets & networks or linking:
+                self.rewrite_hosts(p)
 
     # --- exit ---------------------------------------------------------------------
 

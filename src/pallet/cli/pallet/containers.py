@@ -413,13 +413,16 @@ def kill_cmd(ctx: cmdline.Context, sig: str | None, containers: tuple[str, ...])
 @cmdline.command("rm", context_settings=CMD)
 @cmdline.option("-f", "--force", is_flag=True, help="kill a running container first")
 @cmdline.option("-v", "--volumes", is_flag=True, help="remove its anonymous volumes too")
+@cmdline.option("-l", "--link", is_flag=True, help="remove the link /parent/alias instead")
 @cmdline.argument("containers", nargs=-1, required=True)
 @cmdline.pass_context
-def rm_cmd(ctx: cmdline.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+def rm_cmd(ctx: cmdline.Context, force: bool, volumes: bool, link: bool,
+           containers: tuple[str, ...]) -> None:
     """Remove one or more containers."""
     c = client(ctx)
-    _each(ctx, containers, lambda n: c.call("DELETE", f"/containers/{cid(n)}",
-                                            {"force": force, "v": volumes}))
+    _each(ctx, containers, lambda n: c.call(
+        "DELETE", f"/containers/{n.strip('/') if link else cid(n)}",
+        {"force": force, "v": volumes, "link": link}))
 
 
 def _filters(items: tuple[str, ...]) -> dict[str, list[str]] | None:

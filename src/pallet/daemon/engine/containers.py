@@ -164,6 +164,9 @@ async def list_(request: web.Request) -> web.Response:
 
 
 async def remove(request: web.Request) -> web.Response:
+    if qbool(request, "link"):  # `docker rm --link parent/alias`
+        daemon(request).containers.remove_link(request.match_info["id"])
+        return web.Response(status=204)
     c = _container(request)
     await asyncio.shield(daemon(request).containers.remove(c, qbool(request, "force"),
                                                            qbool(request, "v")))
@@ -206,5 +209,5 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/containers/{id}/wait", wait),
     ("POST", "/containers/{id}/attach", attach),
     ("POST", "/containers/{id}/resize", resize),
-    ("DELETE", "/containers/{id}", remove),
+    ("DELETE", "/containers/{id:.+}", remove),  # a link's name has a slash
 ]
