@@ -291,6 +291,52 @@ def test_push_pull_local_registry(palletd, tmp_path):
         palletd.docker("rmi", ref, check=True)
 
 
+def test_login_then_push_and_pull_with_credentials(palletd, tmp_path):
+    """`docker login` against Debian's docker-registry with htpasswd auth: palletd checks
+    the credentials (POST /auth), the CLI stores them and sends them with push and pull."""
+    import bcrypt
+
+    from pallet.registry.testing import docker_registry
+
+    hp = tmp_path / "htpasswd"
+    hp.write_text("carol:" + bcrypt.hashpw(b"pw123", bcrypt.gensalt(rounds=5)).decode() + "\n")
+    with docker_registry(str(tmp_path / "reg"), htpasswd=str(hp)) as reg:
+        host = reg.url.split("://", 1)[1]
+        ref = f"{host}/private/bb:1"
+        palletd.docker("tag", "busybox", ref, check=True)
+        try:
+            p = palletd.docker("push", ref)
+            assert p.returncode != 0 and "401" in p.stderr + p.stdout, p
+            p = palletd.docker("login", "-u", "carol", "--password-stdin", host,
+                               input=b"wrong\n")
+            assert p.returncode != 0 and f"login to {host}" in p.stderr, p.stderr
+            config = os.path.join(palletd.env["DOCKER_CONFIG"], "config.json")
+
+            def stored() -> dict:
+                if not os.path.exists(config):
+                    return {}
+                with open(config) as f:
+                    return json.load(f).get("auths", {})
+
+            assert host not in stored()
+            p = palletd.docker("login", "-u", "carol", "--password-stdin", host,
+                               input=b"pw123\n", check=True)
+            assert "Login Succeeded" in p.stdout
+            assert host in stored()
+            assert "digest: sha256:" in palletd.docker("push", ref, check=True).stdout
+            palletd.docker("rmi", ref, check=True)
+            palletd.docker("pull", ref, check=True)
+            assert palletd.docker("run", "--rm", ref, "echo", "private",
+                                  check=True).stdout == "private\n"
+            palletd.docker("rmi", ref, check=True)
+            palletd.docker("logout", host, check=True)
+            p = palletd.docker("pull", ref)
+            assert p.returncode != 0 and "401" in p.stderr, p.stderr
+        finally:
+            palletd.docker("rmi", ref)
+            palletd.docker("logout", host)
+
+
 def test_default_seccomp_profile(palletd, tmp_path):
     """docker's rules: the default profile (unshare denied), widened by --cap-add SYS_ADMIN,
     off for --privileged and seccomp=unconfined, or a profile file of one's own."""

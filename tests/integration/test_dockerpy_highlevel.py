@@ -68,6 +68,51 @@ def test_images_push_and_pull_through_a_local_registry(client, tmp_path):
                                      remove=True) == b"ok\n"
 
 
+def test_login_and_push_to_a_token_registry(client, tmp_path):
+    """client.login against `pallet registry` with token auth: palletd answers the
+    registry's Bearer challenge with the credentials (POST /auth); push and pull send
+    them (X-Registry-Auth)."""
+    import textwrap
+
+    import bcrypt
+
+    from pallet.registry.testing import pallet_registry
+
+    hp = tmp_path / "htpasswd"
+    hp.write_text("dave:" + bcrypt.hashpw(b"d-pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    cfg = tmp_path / "registry.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [auth]
+        type = "token"
+        htpasswd = "{hp}"
+        [[auth.token.access]]
+        account = "dave"
+        name = "*"
+        actions = ["pull", "push"]
+    """))
+    with pallet_registry(str(tmp_path / "reg"), "--config", str(cfg)) as reg:
+        host = reg.url.split("://", 1)[1]
+        client.images.get("busybox").tag(f"{host}/team/bb", "v1")
+        out = list(client.images.push(f"{host}/team/bb", "v1", stream=True, decode=True))
+        assert "401" in out[-1].get("error", ""), out  # no credentials yet
+        client.images.remove(f"{host}/team/bb:v1")
+        with pytest.raises(docker.errors.APIError) as e:
+            client.login("dave", "nope", registry=host, reauth=True)
+        assert e.value.status_code == 401 and host in str(e.value)
+        assert client.login("dave", "d-pw", registry=host,
+                            reauth=True)["Status"] == "Login Succeeded"
+        client.images.get("busybox").tag(f"{host}/team/bb", "v2")
+        try:
+            out = list(client.images.push(f"{host}/team/bb", "v2", stream=True,
+                                          decode=True))
+            assert any("Digest" in (o.get("aux") or {}) for o in out), out
+            client.images.remove(f"{host}/team/bb:v2")
+            assert f"{host}/team/bb:v2" in client.images.pull(f"{host}/team/bb",
+                                                              tag="v2").tags
+        finally:
+            client.images.remove(f"{host}/team/bb:v2")
+
+
 def test_networks_and_a_service_by_name(client):
     net = client.networks.create("svc", driver="bridge")
     web = client.containers.run(

@@ -109,6 +109,13 @@ class Daemon:
         return await api.pull(self.images.svc, ref, opts=opts, platform=plat,
                               progress=progress)
 
+    async def login(self, registry: str, creds: Any) -> None:
+        """What dockerd does for `docker login`: check the credentials, keep nothing (the
+        client stores them and sends them with each pull and push)."""
+        from pallet.registry.client import api
+
+        await api.check_login(registry, creds, opts=self._registry_options(registry, creds))
+
     async def push(self, ref: str, *, creds: Any = None, progress: Any = None) -> Any:
         from pallet.images import reference
         from pallet.registry.client import api

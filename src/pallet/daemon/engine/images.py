@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from pallet.daemon.engine.common import (
+    body,
     daemon,
     filters,
     qbool,
@@ -221,7 +222,31 @@ async def prune(request: web.Request) -> web.Response:
     return reply({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
+async def auth(request: web.Request) -> web.Response:
+    """`docker login`: the daemon checks the credentials against the registry."""
+    from pallet.registry.client.credentials import Credentials
+    from pallet.registry.client.errors import RequestError
+
+    b = await body(request)
+    server = str(b.get("serveraddress") or "")
+    registry = server.split("://", 1)[-1].split("/", 1)[0]
+    if not registry:
+        raise InvalidArgument("serveraddress is required")
+    if b.get("identitytoken"):
+        creds = Credentials("<token>", str(b["identitytoken"]))
+    else:
+        creds = Credentials(str(b.get("username") or ""), str(b.get("password") or ""))
+    try:
+        await daemon(request).login(registry, creds)
+    except RequestError as e:
+        if e.status in (401, 403):  # dockerd's status for refused credentials
+            return reply({"message": f"login to {registry}: {e}"}, 401)
+        raise
+    return reply({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
 ROUTES: list[tuple[str, str, Any]] = [
+    ("POST", "/auth", auth),
     ("GET", "/images/json", list_),
     ("POST", "/images/create", create),
     ("POST", "/images/prune", prune),

@@ -126,9 +126,10 @@ async def push(svc: ImageService, src: str, dest: str | None = None, *,
                                        zip(blobs, how, strict=True)})
 
 
-async def login(registry: str, creds: Credentials, *, opts: Options | None = None) -> None:
-    """Check `creds` against the registry (GET /v2/, answering its challenge, which for a
-    token registry means getting a token), then store them in Docker's config."""
+async def check_login(registry: str, creds: Credentials, *, opts: Options | None = None
+                      ) -> None:
+    """Check `creds` against the registry: GET /v2/, answering its challenge (for a token
+    registry that means getting a token)."""
     opts = opts or Options()
     ep = next(iter(e for e in opts.endpoints(registry) if not e.mirror))
     async with Transport(ep, creds, retries=opts.retries, backoff_base=opts.backoff) as t:
@@ -140,6 +141,12 @@ async def login(registry: str, creds: Credentials, *, opts: Options | None = Non
             resp = await t.request("GET", "/", scopes=[], retry=False,
                                    headers={"Authorization": basic_header(creds)})
             resp.release()
+
+
+async def login(registry: str, creds: Credentials, *, opts: Options | None = None) -> None:
+    """check_login, then store the credentials in Docker's config."""
+    opts = opts or Options()
+    await check_login(registry, creds, opts=opts)
     DockerConfig(opts.docker_config).store(registry, creds)
 
 
