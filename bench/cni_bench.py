@@ -42,6 +42,8 @@ class TimedCNI(CNI):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=20)
+    ap.add_argument("--no-ports", action="store_true",
+                    help="no published port (what most containers are)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (and `unshare -m --propagation private`)")
@@ -58,9 +60,10 @@ def main() -> None:
             t0 = time.perf_counter()
             netns.create(path)
             t1 = time.perf_counter()
-            att = Attachment(f"c{i:060d}", path, "eth0", capability_args={"portMappings": [
-                {"hostPort": 20000 + i, "containerPort": 80, "protocol": "tcp",
-                 "hostIP": ""}]})
+            ports = [] if a.no_ports else [{"hostPort": 20000 + i, "containerPort": 80,
+                                            "protocol": "tcp", "hostIP": ""}]
+            att = Attachment(f"c{i:060d}", path, "eth0",
+                             capability_args={"portMappings": ports} if ports else {})
             cni.add(conf, att)
             t2 = time.perf_counter()
             cni.delete(conf, att)

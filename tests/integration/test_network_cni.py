@@ -119,6 +119,24 @@ def test_del_from_cache_removes_everything(env):
     assert "eth0" not in in_ns(ns, "ip", "link").stdout
 
 
+def test_del_runs_the_list_add_ran(env, tmp_path):
+    """An attachment without published ports runs the list without portmap; DEL undoes
+    that list (the cached one), not the network's whole one, which here could not run."""
+    cni, conf, new_ns = env
+    ns = new_ns()
+    ran = config.for_attachment(conf, {})
+    assert [p["type"] for p in ran["plugins"]] == ["bridge", "firewall"]
+    assert config.for_attachment(conf, {"portMappings": [{"hostPort": 1}]}) is conf
+    older = {**conf, "plugins": [*conf["plugins"], {"type": "tuning"}]}  # older palletd's
+    assert config.for_attachment(older, {"portMappings": [{"hostPort": 1}]}) == conf
+    cni.add(ran, Attachment("noports", ns))
+    broken = json.loads(json.dumps(conf))
+    broken["plugins"].insert(1, {"type": "no-such-plugin"})
+    cni.delete(broken, Attachment("noports", ns))
+    assert cni.attachments() == []
+    assert "eth0" not in in_ns(ns, "ip", "link").stdout
+
+
 def test_failed_add_is_rolled_back(env, tmp_path):
     cni, conf, new_ns = env
     ns = new_ns()

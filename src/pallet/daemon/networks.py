@@ -1,6 +1,6 @@
 """Networks of palletd: Docker's network objects over CNI configuration lists.
 
-Every bridge network is a conflist (bridge + host-local + portmap + firewall + tuning, see
+Every bridge network is a conflist (bridge + host-local + portmap + firewall, see
 `pallet.network.config`) run with the standard plugins, as containerd and CRI-O do. The
 predefined networks are docker's three: `bridge` (the default), `host` and `none`.
 
@@ -319,7 +319,7 @@ class Networks:
             caps["portMappings"] = mappings
         args = {"IgnoreUnknown": "1", **({"IP": ip} if ip else {})}
         att = Attachment(cid, netns_path, ifname, args=args, capability_args=caps)
-        result = self.cni.add(conf, att)
+        result = self.cni.add(netconfig.for_attachment(conf, caps), att)
         return endpoint_from_result(n, result, ifname)
 
     def check_ip(self, n: Network, ep: dict[str, Any]) -> str:

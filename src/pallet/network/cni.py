@@ -141,16 +141,17 @@ class CNI:
 
     def delete(self, conf: dict[str, Any] | None, att: Attachment,
                network: str | None = None) -> None:
-        """DEL in reverse order with the cached ADD result; with no conflist the cached one
-        is used (the network may have been removed since)."""
+        """DEL in reverse order with the cached ADD result and the list ADD ran (the network
+        may have been removed since, and an attachment may have run a part of it); `conf`
+        serves when nothing was cached."""
         name = conf["name"] if conf else network
         if name is None:
             raise InvalidArgument("CNI DEL: a network configuration or name is required")
         cached = self.cached(name, att.container_id, att.ifname)
-        if conf is None:
-            if cached is None:
-                return
+        if cached and isinstance(cached.get("config"), dict):
             conf = cached["config"]
+        if conf is None:
+            return
         prev = cached["result"] if cached else None
         if cached:
             att.capability_args = cached.get("capabilityArgs") or att.capability_args

@@ -1,5 +1,5 @@
 """Network configuration lists for pallet's bridge networks (the shape podman and nerdctl
-write): bridge + host-local IPAM, portmap for published ports, firewall, tuning."""
+write): bridge + host-local IPAM, portmap for published ports, firewall."""
 
 from __future__ import annotations
 
@@ -43,12 +43,22 @@ def bridge_conflist(name: str, bridge: str, subnet: str, gateway: str | None = N
              "ipMasq": not internal, "hairpinMode": True, "ipam": ipam},
             {"type": "portmap", "capabilities": {"portMappings": True}},
             {"type": "firewall", "backend": "iptables"},
-            {"type": "tuning"},
         ],
     }
     if labels or internal:
         conf["args"] = {"pallet": {"labels": labels or {}, "internal": internal}}
     return conf
+
+
+def for_attachment(conf: dict[str, Any], capability_args: dict[str, Any]) -> dict[str, Any]:
+    """The conflist one attachment runs: without portmap when it publishes no port (a
+    portmap ADD and DEL without mappings do nothing but cost an exec each, ~6 ms here), and
+    without a configless `tuning` (which older palletd wrote into its networks). DEL runs
+    the list ADD ran, from the result cache."""
+    plugins = [p for p in conf["plugins"]
+               if not (p.get("type") == "portmap" and not capability_args.get("portMappings"))
+               and p != {"type": "tuning"}]
+    return conf if len(plugins) == len(conf["plugins"]) else {**conf, "plugins": plugins}
 
 
 def loopback_conflist() -> dict[str, Any]:
