@@ -27,8 +27,9 @@ import signal as _signal
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from pallet.daemon import health as _health
 from pallet.daemon import links as _links
 from pallet.daemon import logopts, ops
 from pallet.daemon import spec as _spec
@@ -54,6 +55,9 @@ from pallet.errors import (
 from pallet.oci.image import ImageConfig
 from pallet.runtime.state import now_rfc3339
 from pallet.shim import wire
+
+if TYPE_CHECKING:
+    from pallet.daemon.health import Health
 
 log = logging.getLogger("palletd")
 T = TypeVar("T")
@@ -139,6 +143,7 @@ class Containers:
         self.volumes = Volumes(cfg.root, events, self)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.zygote = Zygote(os.path.join(cfg.exec_root, "shims"))
+        self.health: Health | None = None  # set by the daemon (it needs the execs)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.storage, fn, *args)
@@ -273,6 +278,12 @@ class Containers:
         cfg["Labels"] = {**(ic.Labels or {}), **(body.get("Labels") or {})}
         if not cfg.get("StopSignal") and ic.StopSignal:
             cfg["StopSignal"] = ic.StopSignal
+        cfg["Healthcheck"] = _health.merge(body.get("Healthcheck"), ic.extra.get("Healthcheck"))
+        _health.validate(cfg["Healthcheck"])
+        if not cfg.get("Healthcheck"):
+            cfg.pop("Healthcheck")
+        if not cfg.get("Shell") and ic.extra.get("Shell"):
+            cfg["Shell"] = list(ic.extra["Shell"])
         cfg.setdefault("Hostname", "")
         cfg["Image"] = image_ref
 
@@ -504,6 +515,8 @@ class Containers:
         await self.sandboxes.announce(c)
         self.publish(c, "start")
         c.monitor = self.spawn(self._monitor(c, shim))
+        if self.health is not None:
+            self.health.watch(c)
 
     async def _monitor(self, c: Container, shim: Shim) -> None:
         try:
@@ -542,6 +555,8 @@ class Containers:
         async with c.lock:
             if c.shim is not shim:
                 return
+            if self.health is not None:
+                self.health.unwatch(c)
             try:
                 await shim.call("delete", force=True)
             except PalletError:
@@ -811,6 +826,8 @@ class Containers:
             c.started_mono = time.monotonic()
             self.save(c)
             c.monitor = self.spawn(self._monitor(c, shim))
+            if self.health is not None:
+                self.health.watch(c, resume=True)
             return
         if s is not None and s["status"] == "stopped":
             await self._exited(c, shim, int(s.get("exit_code") or 0),
@@ -886,6 +903,7 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         "id": lambda v: c.id.startswith(v),
         "name": lambda v: re.search(v, c.name) is not None,
         "status": lambda v: c.state["Status"] == v,
+        "health": lambda v: _health.matches(c.state, v),
         "label": label_ok,
         "exited": lambda v: c.state["Status"] == "exited" and str(c.state["ExitCode"]) == v,
         "volume": lambda v: any(v in (m.get("Name"), m["Destination"])
@@ -923,7 +941,7 @@ def status_text(st: dict[str, Any]) -> str:
     now = time.time()
     if st["Status"] in ("running", "paused"):
         up = "Up " + human_duration(now - parse_time(st["StartedAt"]))
-        return up + " (Paused)" if st.get("Paused") else up
+        return up + (" (Paused)" if st.get("Paused") else _health.status_suffix(st))
     if st["Status"] == "restarting":
         return (f"Restarting ({st['ExitCode']}) "
                 f"{human_duration(now - parse_time(st['FinishedAt']))} ago")

@@ -8,6 +8,7 @@ frame of the stream. Exec instances live in memory only, as in dockerd.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -82,6 +83,11 @@ class Execs:
         self.containers.publish(c, f"exec_create: {' '.join(e.cmd)}", execID=e.id)
         return e
 
+    def forget(self, e: Exec) -> None:
+        """A health probe's exec, once done: not kept (one per interval, for as long as the
+        container runs)."""
+        self.by_id.pop(e.id, None)
+
     def _process(self, e: Exec) -> dict[str, Any]:
         bundle = self.containers.cfg.bundle_dir(e.container.id)
         with open(os.path.join(bundle, "config.json")) as f:
@@ -114,6 +120,8 @@ class Execs:
             w.close()
             e.exit_code = 126
             e.done.set()
+            with contextlib.suppress(ValueError):
+                c.exec_ids.remove(e.id)
             raise
         e.running = True
         self.containers.publish(c, f"exec_start: {' '.join(e.cmd)}", execID=e.id)
@@ -147,6 +155,8 @@ class Execs:
                     e.exit_code = 137 if not c.running else 126
                 e.running = False
                 e.done.set()
+                with contextlib.suppress(ValueError):  # ExecIDs: the running ones, as dockerd
+                    c.exec_ids.remove(e.id)
                 self.containers.publish(c, "exec_die", execID=e.id,
                                         exitCode=str(e.exit_code))
 

@@ -34,6 +34,7 @@ from pallet.daemon.engine import volumes as e_volumes
 from pallet.daemon.engine.common import DAEMON
 from pallet.daemon.events import Events
 from pallet.daemon.execs import Execs
+from pallet.daemon.health import Health
 from pallet.daemon.images import Images
 from pallet.daemon.networks import Networks
 from pallet.daemon.store import ContainerStore
@@ -66,6 +67,7 @@ class Daemon:
         self.containers = Containers(cfg, self.store, self.images, self.events, self.storage,
                                      self.networks)
         self.execs = Execs(self.containers)
+        self.containers.health = Health(self.containers, self.execs)
         self.volumes = self.containers.volumes
         self.node_id = self._node_id()
 

@@ -48,8 +48,8 @@ def proc_start_time(pid: int) -> int | None:
     return int(rest[19])
 
 
-def now_rfc3339() -> str:
-    t = time.time_ns()
+def now_rfc3339(at: float | None = None) -> str:
+    t = time.time_ns() if at is None else int(at * 1_000_000_000)
     secs = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000_000))
     return f"{secs}.{t % 1_000_000_000:09d}Z"
 

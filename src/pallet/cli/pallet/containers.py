@@ -88,6 +88,14 @@ def _create_options(f: Any) -> Any:
         cmdline.option("--stop-timeout", type=int, default=None,
                        help="seconds to wait before killing on stop"),
         cmdline.option("--platform", default=None, help="os/arch of the image"),
+        cmdline.option("--health-cmd", default=None, help="command to run to check health"),
+        cmdline.option("--health-interval", default=None, help="time between checks (30s)"),
+        cmdline.option("--health-timeout", default=None, help="longest a check may run (30s)"),
+        cmdline.option("--health-start-period", default=None,
+                       help="start-up time during which failures do not count"),
+        cmdline.option("--health-retries", type=int, default=None,
+                       help="failures in a row that make it unhealthy (3)"),
+        cmdline.option("--no-healthcheck", is_flag=True, help="disable the image's HEALTHCHECK"),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -114,6 +122,36 @@ def _restart(policy: str) -> dict[str, Any]:
     if name not in ("no", "always", "on-failure", "unless-stopped"):
         raise cmdline.BadParameter(f"invalid restart policy {policy!r}", param_hint="--restart")
     return {"Name": name, "MaximumRetryCount": int(count) if count else 0}
+
+
+def _healthcheck(o: dict[str, Any]) -> dict[str, Any] | None:
+    """Config.Healthcheck from the --health-* flags, as the docker CLI builds it."""
+    timing = {"Interval": o["health_interval"], "Timeout": o["health_timeout"],
+              "StartPeriod": o["health_start_period"]}
+    if o["no_healthcheck"]:
+        if o["health_cmd"] or any(timing.values()) or o["health_retries"] is not None:
+            raise cmdline.UsageError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not o["health_cmd"] and not any(timing.values()) and o["health_retries"] is None:
+        return None
+    from pallet.build.dockerfile import parse_duration
+
+    out: dict[str, Any] = {"Test": ["CMD-SHELL", o["health_cmd"]] if o["health_cmd"] else []}
+    for key, text in timing.items():
+        if text:
+            flag = "--health-" + {"StartPeriod": "start-period"}.get(key, key.lower())
+            try:
+                out[key] = parse_duration(text)
+            except ValueError as e:
+                raise cmdline.BadParameter(str(e), param_hint=flag) from None
+            if out[key] < 0:
+                raise cmdline.BadParameter(f"{flag} cannot be negative", param_hint=flag)
+    if o["health_retries"] is not None:
+        if o["health_retries"] < 0:
+            raise cmdline.BadParameter("--health-retries cannot be negative",
+                                       param_hint="--health-retries")
+        out["Retries"] = o["health_retries"]
+    return out
 
 
 def _ulimits(items: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -200,6 +238,9 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else [""]
     if o["stop_signal"]:
         body["StopSignal"] = o["stop_signal"]
+    health = _healthcheck(o)
+    if health is not None:
+        body["Healthcheck"] = health
     if o["stop_timeout"] is not None:
         body["StopTimeout"] = o["stop_timeout"]
     if o["tty"] and (s := term.size()):
