@@ -245,6 +245,12 @@ class Containers:
         # checks that do not need the image: fail before any work
         _spec.capabilities(host)
         _spec.security_options(host)
+        _spec.check_host(host)
+        if (host.get("PidMode") or "").startswith("container:"):
+            try:  # must exist now; not a 404: the docker CLI would go and pull the image
+                self.get(host["PidMode"][10:])
+            except NotFound as e:
+                raise InvalidArgument(str(e)) from None
 
         try:
             img, resolved = await self.blocking(self.images.lookup, image_ref)
@@ -376,12 +382,23 @@ class Containers:
             except OSError:
                 break
 
+    def _joins(self, c: Container) -> dict[str, str]:
+        """The namespaces of other containers this one joins (`--pid container:<x>`)."""
+        mode = c.rec["HostConfig"].get("PidMode") or ""
+        if not mode.startswith("container:"):
+            return {}
+        other = self.get(mode[10:])
+        if not other.running or not other.state.get("Pid"):
+            raise FailedPrecondition(f"cannot join PID of a non running container: {mode[10:]}")
+        return {"pid": f"/proc/{other.state['Pid']}/ns/pid"}
+
     def _write_bundle(self, c: Container, netns_path: str | None,
                       etc: dict[str, str]) -> dict[str, Any]:
         rootfs = self._mount_rootfs(c)
         self.volumes.setup(c.rec, rootfs)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
-        spec = _spec.build(icfg, c.rec, rootfs, netns_path=netns_path, etc=etc)
+        spec = _spec.build(icfg, c.rec, rootfs, netns_path=netns_path, etc=etc,
+                           joins=self._joins(c))
         spec["root"]["path"] = rootfs
         path = os.path.join(self.cfg.bundle_dir(c.id), "config.json")
         import json

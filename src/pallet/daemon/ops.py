@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pallet.cgroups import Manager
+from pallet.daemon.spec import linux_resources
 from pallet.daemon.stats import cgroup_paths
 from pallet.errors import (
     AlreadyExists,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from pallet.daemon.containers import Container, Containers
 
 MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
-CPU_PERIOD = 100_000
 
 
 async def _runtime(cs: Containers, c: Container, *argv: str) -> None:
@@ -148,36 +148,6 @@ def _check_update(host: dict[str, Any], u: dict[str, Any]) -> None:
     if nano and not 0 < nano <= os.cpu_count() * 1_000_000_000:  # type: ignore[operator]
         raise InvalidArgument(f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there "
                               f"are only {os.cpu_count()} CPUs available")
-
-
-def linux_resources(u: dict[str, Any]) -> dict[str, Any]:
-    """The fields of an update request as runtime-spec linux.resources: only what changes
-    (runc and pallet-runtime leave absent or zero fields as they are)."""
-    res: dict[str, Any] = {}
-    mem = {k: int(u[f]) for f, k in (("Memory", "limit"), ("MemorySwap", "swap"),
-                                     ("MemoryReservation", "reservation")) if u.get(f)}
-    if mem:
-        res["memory"] = mem
-    cpu: dict[str, Any] = {}
-    if u.get("NanoCpus"):
-        cpu["period"] = CPU_PERIOD
-        cpu["quota"] = int(u["NanoCpus"]) * CPU_PERIOD // 1_000_000_000
-    for f, k in (("CpuQuota", "quota"), ("CpuPeriod", "period"), ("CpuShares", "shares"),
-                 ("CpuRealtimePeriod", "realtimePeriod"),
-                 ("CpuRealtimeRuntime", "realtimeRuntime")):
-        if u.get(f):
-            cpu[k] = int(u[f])
-    for f, k in (("CpusetCpus", "cpus"), ("CpusetMems", "mems")):
-        if u.get(f):
-            cpu[k] = str(u[f])
-    if cpu:
-        res["cpu"] = cpu
-    if u.get("PidsLimit") is not None:
-        # 0 and -1 both mean unlimited in the Engine API; -1 in the runtime spec
-        res["pids"] = {"limit": int(u["PidsLimit"]) if int(u["PidsLimit"]) > 0 else -1}
-    if u.get("BlkioWeight"):
-        res["blockIO"] = {"weight": int(u["BlkioWeight"])}
-    return res
 
 
 async def update(cs: Containers, c: Container, body: dict[str, Any]) -> list[str]:

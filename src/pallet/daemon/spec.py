@@ -8,15 +8,18 @@ resources, capabilities, privileges, init. Docker's defaults where the API leave
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import stat
 from typing import Any
 
 from pallet.daemon import mounts as _mounts
 from pallet.daemon.sandbox import hostname_of
 from pallet.errors import InvalidArgument
-from pallet.images.bundle import resolve_user, runtime_config
+from pallet.images.bundle import read_db, resolve_user, runtime_config
 from pallet.linux.caps import NAMES as ALL_CAPS
 from pallet.linux.paths import resolve_in_root
 from pallet.oci.image import ImageConfig
@@ -146,30 +149,167 @@ def seccomp_profile(option: str | None, caps: list[str], privileged: bool
     return profile
 
 
-def resources(host: dict[str, Any]) -> dict[str, Any]:
-    res: dict[str, Any] = {"devices": (
-        [{"allow": True, "access": "rwm"}] if host.get("Privileged")
-        else [dict(r) for r in DEFAULT_DEVICE_RULES])}
-    if host.get("Memory"):
-        res["memory"] = {"limit": int(host["Memory"])}
-        if host.get("MemorySwap"):
-            res["memory"]["swap"] = int(host["MemorySwap"])
+def linux_resources(u: dict[str, Any]) -> dict[str, Any]:
+    """HostConfig resource fields as runtime-spec linux.resources: only those set (an update
+    sends zeros for what it leaves as it is; runc and pallet-runtime leave absent fields)."""
+    res: dict[str, Any] = {}
+    mem = {k: int(u[f]) for f, k in (("Memory", "limit"), ("MemorySwap", "swap"),
+                                     ("MemoryReservation", "reservation")) if u.get(f)}
+    if mem:
+        res["memory"] = mem
     cpu: dict[str, Any] = {}
-    if host.get("NanoCpus"):
+    if u.get("NanoCpus"):
         cpu["period"] = CPU_PERIOD
-        cpu["quota"] = int(host["NanoCpus"]) * CPU_PERIOD // 1_000_000_000
-    if host.get("CpuQuota"):
-        cpu["quota"] = int(host["CpuQuota"])
-        cpu["period"] = int(host.get("CpuPeriod") or CPU_PERIOD)
-    if host.get("CpuShares"):
-        cpu["shares"] = int(host["CpuShares"])
-    if host.get("CpusetCpus"):
-        cpu["cpus"] = host["CpusetCpus"]
+        cpu["quota"] = int(u["NanoCpus"]) * CPU_PERIOD // 1_000_000_000
+    for f, k in (("CpuQuota", "quota"), ("CpuPeriod", "period"), ("CpuShares", "shares"),
+                 ("CpuRealtimePeriod", "realtimePeriod"),
+                 ("CpuRealtimeRuntime", "realtimeRuntime")):
+        if u.get(f):
+            cpu[k] = int(u[f])
+    for f, k in (("CpusetCpus", "cpus"), ("CpusetMems", "mems")):
+        if u.get(f):
+            cpu[k] = str(u[f])
     if cpu:
         res["cpu"] = cpu
-    if host.get("PidsLimit") and int(host["PidsLimit"]) > 0:
-        res["pids"] = {"limit": int(host["PidsLimit"])}
+    if u.get("PidsLimit") is not None:
+        # 0 and -1 both mean unlimited in the Engine API; -1 in the runtime spec
+        res["pids"] = {"limit": int(u["PidsLimit"]) if int(u["PidsLimit"]) > 0 else -1}
+    if u.get("BlkioWeight"):
+        res["blockIO"] = {"weight": int(u["BlkioWeight"])}
     return res
+
+
+def resources(host: dict[str, Any], rules: list[dict[str, Any]] | None = None
+              ) -> dict[str, Any]:
+    """A new container's linux.resources; `rules` are its own devices' cgroup rules."""
+    res = linux_resources(host)
+    if host.get("CpuQuota") and not host.get("CpuPeriod"):
+        res["cpu"]["period"] = CPU_PERIOD
+    mem = res.get("memory", {})
+    if host.get("MemorySwappiness") is not None and int(host["MemorySwappiness"]) >= 0:
+        mem["swappiness"] = int(host["MemorySwappiness"])
+    if host.get("OomKillDisable"):
+        mem["disableOOMKiller"] = True
+    if mem:
+        res["memory"] = mem
+    if res.get("pids", {}).get("limit") == -1:
+        del res["pids"]
+    if host.get("Privileged"):
+        res["devices"] = [{"allow": True, "access": "rwm"}]
+    else:
+        res["devices"] = [dict(r) for r in DEFAULT_DEVICE_RULES] + (rules or []) + [
+            device_cgroup_rule(r) for r in host.get("DeviceCgroupRules") or []]
+    return res
+
+
+_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+
+
+def device_cgroup_rule(text: str) -> dict[str, Any]:
+    """`--device-cgroup-rule 'c 1:3 mr'` as a linux.resources.devices entry."""
+    m = _RULE.match(text.strip())
+    if not m:
+        raise InvalidArgument(f"invalid device cgroup format '{text}'")
+    rule: dict[str, Any] = {"allow": True, "type": m.group(1), "access": m.group(4)}
+    for key, value in (("major", m.group(2)), ("minor", m.group(3))):
+        if value != "*":
+            rule[key] = int(value)
+    return rule
+
+
+def host_devices(host: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """HostConfig.Devices (`--device /dev/x[:/dev/y][:rwm]`): the linux.devices to create and
+    the cgroup rules that allow them. A directory brings the devices under it, as dockerd."""
+    devs: list[dict[str, Any]] = []
+    rules: list[dict[str, Any]] = []
+    for d in host.get("Devices") or []:
+        src = d.get("PathOnHost") or ""
+        dst = d.get("PathInContainer") or src
+        perms = d.get("CgroupPermissions") or "rwm"
+        found = _devices_at(src)
+        for path, st in found:
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+            major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            target = dst if path == src else os.path.join(dst, os.path.relpath(path, src))
+            devs.append({"path": target, "type": kind, "major": major, "minor": minor,
+                         "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                         "gid": st.st_gid})
+            rules.append({"allow": True, "type": kind, "major": major, "minor": minor,
+                          "access": perms})
+    return devs, rules
+
+
+def _devices_at(path: str) -> list[tuple[str, os.stat_result]]:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidArgument("error gathering device information while adding custom "
+                              f'device "{path}": {(e.strerror or str(e)).lower()}') from None
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return [(path, st)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument("error gathering device information while adding custom "
+                              f'device "{path}": not a device node')
+    out = []
+    for root, _dirs, files in os.walk(path):
+        for name in sorted(files):
+            p = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                s2 = os.lstat(p)
+                if stat.S_ISCHR(s2.st_mode) or stat.S_ISBLK(s2.st_mode):
+                    out.append((p, s2))
+    return out
+
+
+def check_host(host: dict[str, Any]) -> None:
+    """dockerd's checks of HostConfig fields at create (the paths are looked at on start)."""
+    adj = int(host.get("OomScoreAdj") or 0)
+    if not -1000 <= adj <= 1000:
+        raise InvalidArgument(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")
+    sw = host.get("MemorySwappiness")
+    if sw is not None and int(sw) != -1 and not 0 <= int(sw) <= 100:
+        raise InvalidArgument(f"Invalid value: {sw}, valid memory swappiness range is 0-100")
+    bw = int(host.get("BlkioWeight") or 0)
+    if bw and not 10 <= bw <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    for d in host.get("Devices") or []:
+        perms = d.get("CgroupPermissions") or "rwm"
+        if not d.get("PathOnHost") or set(perms) - set("rwm"):
+            raise InvalidArgument(f"invalid device specification: {d}")
+    for r in host.get("DeviceCgroupRules") or []:
+        device_cgroup_rule(r)
+    if host.get("CgroupnsMode") not in (None, "", "host", "private"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {host['CgroupnsMode']}")
+    ipc = host.get("IpcMode") or ""
+    if ipc == "shareable" or ipc.startswith("container:"):
+        raise InvalidArgument(f"IpcMode {ipc}: palletd does not share IPC namespaces between "
+                              "containers (private, host and none are supported)")
+    if ipc not in ("", "private", "host", "none"):
+        raise InvalidArgument(f"invalid IPC mode: {ipc}")
+    pid = host.get("PidMode") or ""
+    if pid not in ("", "host") and not (pid.startswith("container:") and pid[10:]):
+        raise InvalidArgument(f"invalid PID mode: {pid}")
+    parent = host.get("CgroupParent") or ""
+    if ".." in parent.split("/"):
+        raise InvalidArgument(f"invalid cgroup parent {parent!r}: it may not contain '..'")
+    if host.get("Sysctls") is not None and not isinstance(host["Sysctls"], dict):
+        raise InvalidArgument("HostConfig.Sysctls must be an object")
+
+
+def _additional_gids(rootfs: str, groups: list[str]) -> list[int]:
+    """HostConfig.GroupAdd: numbers, or names from the image's /etc/group."""
+    table = read_db(rootfs, "/etc/group")
+    out = []
+    for g in groups:
+        if g.isdigit():
+            out.append(int(g))
+            continue
+        entry = next((x for x in table if len(x) > 2 and x[0] == g), None)
+        if entry is None or not entry[2].isdigit():
+            raise InvalidArgument(f"Unable to find group {g}: no matching entries in group "
+                                  "file")
+        out.append(int(entry[2]))
+    return out
 
 
 def _bind(source: str, dest: str, ro: bool = False, extra: list[str] | None = None
@@ -179,10 +319,11 @@ def _bind(source: str, dest: str, ro: bool = False, extra: list[str] | None = No
 
 
 def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
-          netns_path: str | None, etc: dict[str, str]) -> dict[str, Any]:
+          netns_path: str | None, etc: dict[str, str],
+          joins: dict[str, str] | None = None) -> dict[str, Any]:
     """The config.json of container `rec` (palletd's record) over the mounted `rootfs`;
     `netns_path` is the network namespace to join, `etc` the /etc files to bind (both
-    from the container's sandbox)."""
+    from the container's sandbox), `joins` other namespaces to join (type -> path)."""
     cfg, host = rec["Config"], rec["HostConfig"]
     argv = [rec["Path"], *rec["Args"]]
     spec = runtime_config(image, rootfs, args=argv, terminal=bool(cfg.get("Tty")),
@@ -207,6 +348,13 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     env += [e for e in rec.get("_LinkEnv") or [] if e.split("=", 1)[0] not in keys]
     if cfg.get("User"):
         proc["user"] = resolve_user(rootfs, cfg["User"])
+    if host.get("GroupAdd"):
+        user = proc.setdefault("user", {"uid": 0, "gid": 0})
+        gids = list(user.get("additionalGids") or [])
+        gids += [g for g in _additional_gids(rootfs, host["GroupAdd"]) if g not in gids]
+        user["additionalGids"] = gids
+    if host.get("OomScoreAdj"):
+        proc["oomScoreAdj"] = int(host["OomScoreAdj"])
     if cfg.get("WorkingDir"):
         if not cfg["WorkingDir"].startswith("/"):
             raise InvalidArgument(f"the working directory {cfg['WorkingDir']!r} is invalid: "
@@ -235,8 +383,14 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     linux = spec["linux"]
     if profile is not None:
         linux["seccomp"] = profile
-    linux["resources"] = resources(host)
-    linux["cgroupsPath"] = f"/pallet/{rec['Id']}"
+    devices, rules = host_devices(host)
+    if devices:
+        linux["devices"] = [*linux.get("devices", []), *devices]
+    linux["resources"] = resources(host, rules)
+    parent = (host.get("CgroupParent") or "pallet").strip("/")
+    linux["cgroupsPath"] = f"/{parent}/{rec['Id']}"
+    if host.get("Sysctls"):
+        linux["sysctl"] = {str(k): str(v) for k, v in host["Sysctls"].items()}
     drop_ns = set()
     if netns_path:
         for ns in linux["namespaces"]:
@@ -246,8 +400,16 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
         drop_ns.add("network")
     if host.get("PidMode") == "host":
         drop_ns.add("pid")
-    if host.get("IpcMode") == "host":
+    ipc = host.get("IpcMode") or ""
+    if ipc == "host":
         drop_ns.add("ipc")
+    _shm(spec, ipc, int(host.get("ShmSize") or 0))
+    if host.get("CgroupnsMode") == "private" and not any(
+            n["type"] == "cgroup" for n in linux["namespaces"]):
+        linux["namespaces"].append({"type": "cgroup"})
+    for ns in linux["namespaces"]:
+        if ns["type"] in (joins or {}):
+            ns["path"] = (joins or {})[ns["type"]]
     if host.get("UTSMode") == "host":
         drop_ns.add("uts")
         spec.pop("hostname", None)
@@ -264,6 +426,22 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     spec["annotations"] = {**spec.get("annotations", {}), "io.pallet.container.name":
                            rec["Name"].lstrip("/")}
     return spec
+
+
+def _shm(spec: dict[str, Any], ipc: str, size: int) -> None:
+    """/dev/shm: a tmpfs of ShmSize bytes (docker's 64 MiB by default), the host's for
+    `--ipc host`, none for `--ipc none`."""
+    for i, m in enumerate(spec["mounts"]):
+        if m["destination"] != "/dev/shm":
+            continue
+        if ipc == "none":
+            del spec["mounts"][i]
+        elif ipc == "host":
+            spec["mounts"][i] = _bind("/dev/shm", "/dev/shm")
+        elif size:
+            m["options"] = [o for o in m.get("options", []) if not o.startswith("size=")] + [
+                f"size={size}"]
+        return
 
 
 def exec_process(base: dict[str, Any], *, cmd: list[str], env: list[str], cwd: str,

@@ -27,7 +27,7 @@ ANNOTATION_STOP_SIGNAL = A + "stopSignal"
 ANNOTATION_VOLUMES = "io.pallet.image.volumes"
 
 
-def _read_db(rootfs: str, path: str) -> list[list[str]]:
+def read_db(rootfs: str, path: str) -> list[list[str]]:
     try:
         with open(resolve_in_root(rootfs, path), encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -45,8 +45,8 @@ def resolve_user(rootfs: str, user: str | None) -> dict[str, Any]:
     if not user:
         return {"uid": 0, "gid": 0}
     name, _, group = user.partition(":")
-    passwd = _read_db(rootfs, "/etc/passwd")
-    groups = _read_db(rootfs, "/etc/group")
+    passwd = read_db(rootfs, "/etc/passwd")
+    groups = read_db(rootfs, "/etc/group")
     entry = None
     if name.isdigit():
         uid = int(name)
