@@ -399,3 +399,29 @@ def test_paused_survives_a_daemon_restart(palletd):
     palletd.wait_for(lambda: len(_logged_numbers(palletd, "pz-restart")) > n + 3,
                      what="output after unpause")
     palletd.docker("rm", "-f", "pz-restart", check=True)
+
+
+def test_exec_instances_live_as_long_as_their_container(palletd):
+    """ExecIDs lists the running execs (as dockerd); a finished exec stays inspectable until
+    its container is removed."""
+    palletd.docker("run", "-d", "--name", "ex1", "busybox", "sleep", "60", check=True)
+    palletd.docker("run", "-d", "--name", "ex2", "busybox", "sleep", "60", check=True)
+    try:
+        status, body = palletd.api("POST", "/v1.41/containers/ex1/exec",
+                                   {"Cmd": ["sleep", "30"]})
+        assert status == 201, body
+        eid = body["Id"]
+        status, _ = palletd.api("POST", f"/v1.41/exec/{eid}/start", {"Detach": True})
+        assert status == 200
+        assert palletd.inspect("ex1")["ExecIDs"] == [eid]
+        palletd.docker("exec", "ex1", "sh", "-c",  # the exec's sleep, not init's
+                       "for p in $(pidof sleep); do [ $p = 1 ] || kill $p; done", check=True)
+        palletd.wait_for(lambda: palletd.api("GET", f"/v1.41/exec/{eid}/json")[1][
+            "Running"] is False, what="the exec's end")
+        assert palletd.inspect("ex1")["ExecIDs"] is None
+        palletd.docker("rm", "-f", "ex1", check=True)
+        palletd.docker("exec", "ex2", "true", check=True)
+        status, body = palletd.api("GET", f"/v1.41/exec/{eid}/json")
+        assert status == 404 and body["message"] == f"No such exec instance: {eid}"
+    finally:
+        palletd.docker("rm", "-f", "ex1", "ex2")

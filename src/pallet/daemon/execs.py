@@ -78,10 +78,19 @@ class Execs:
             raise FailedPrecondition(f"Container {c.id} is paused, unpause the container "
                                      "before exec")
         e = Exec(c, body)
+        self._sweep()
         self.by_id[e.id] = e
         c.exec_ids.append(e.id)
         self.containers.publish(c, f"exec_create: {' '.join(e.cmd)}", execID=e.id)
         return e
+
+    def _sweep(self) -> None:
+        """Exec instances stay inspectable while their container exists (as in dockerd);
+        those of removed containers go."""
+        gone = [k for k, e in self.by_id.items()
+                if e.container.id not in self.containers.by_id and not e.running]
+        for k in gone:
+            del self.by_id[k]
 
     def forget(self, e: Exec) -> None:
         """A health probe's exec, once done: not kept (one per interval, for as long as the
