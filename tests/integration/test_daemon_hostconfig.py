@@ -42,6 +42,12 @@ def test_devices_and_cgroup_rules(palletd):
              "mknod /tmp/lc c 10 237 && (: < /tmp/lc) 2>&1 && echo opened || true"]
     assert "opened" not in run(palletd, *probe)
     assert "opened" in run(palletd, "--device-cgroup-rule", "c 10:237 r", *probe)
+    # a privileged container gets the host's devices (its /dev/ptmx stays the pts link)
+    check = "test -c /dev/loop-control && test -L /dev/ptmx && echo host-devices"
+    for runtime in ("pallet-runtime", "runc"):
+        assert run(palletd, "--runtime", runtime, "--privileged", "busybox", "sh", "-c",
+                   check).strip() == "host-devices", runtime
+    assert run(palletd, "busybox", "sh", "-c", check + " || echo none").strip() == "none"
     p = palletd.docker("run", "--rm", "--name", "nodev", "--device", "/dev/nosuch",
                        "busybox", "true")
     assert p.returncode != 0, p

@@ -218,11 +218,15 @@ def device_cgroup_rule(text: str) -> dict[str, Any]:
 
 
 def host_devices(host: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """HostConfig.Devices (`--device /dev/x[:/dev/y][:rwm]`): the linux.devices to create and
-    the cgroup rules that allow them. A directory brings the devices under it, as dockerd."""
+    """HostConfig.Devices (`--device /dev/x[:/dev/y][:rwm]`), and all of the host's for a
+    privileged container: the linux.devices to create and the cgroup rules that allow them.
+    A directory brings the devices under it, as dockerd."""
     devs: list[dict[str, Any]] = []
     rules: list[dict[str, Any]] = []
-    for d in host.get("Devices") or []:
+    wanted = list(host.get("Devices") or [])
+    if host.get("Privileged"):  # every device of the host, as dockerd
+        wanted.insert(0, {"PathOnHost": "/dev", "PathInContainer": "/dev"})
+    for d in wanted:
         src = d.get("PathOnHost") or ""
         dst = d.get("PathInContainer") or src
         perms = d.get("CgroupPermissions") or "rwm"
@@ -239,6 +243,10 @@ def host_devices(host: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[
     return devs, rules
 
 
+# what a privileged container does not get from the host's /dev (containerd's HostDevices)
+_NOT_HOST_DEVICES = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
+
+
 def _devices_at(path: str) -> list[tuple[str, os.stat_result]]:
     try:
         st = os.stat(path)
@@ -251,7 +259,10 @@ def _devices_at(path: str) -> list[tuple[str, os.stat_result]]:
         raise InvalidArgument("error gathering device information while adding custom "
                               f'device "{path}": not a device node')
     out = []
-    for root, _dirs, files in os.walk(path):
+    for root, dirs, files in os.walk(path):
+        if root == "/dev":
+            dirs[:] = [d for d in dirs if d not in _NOT_HOST_DEVICES]
+            files = [f for f in files if f not in ("console", "ptmx")]  # the runtime's own
         for name in sorted(files):
             p = os.path.join(root, name)
             with contextlib.suppress(OSError):
