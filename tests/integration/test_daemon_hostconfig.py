@@ -119,3 +119,21 @@ def test_pid_namespace_of_another_container(palletd):
     assert p.returncode != 0 and "No such container: nosuch" in p.stderr, p.stderr
 
 
+
+
+def test_the_pallet_cli_sends_the_same_fields(palletd):
+    out = palletd.pallet(
+        "run", "--rm", "--shm-size", "8m", "--sysctl", "net.ipv4.ip_forward=1",
+        "--group-add", "tty", "--oom-score-adj", "300", "--device", "/dev/null:/dev/n2:rw",
+        "--device-cgroup-rule", "c 10:237 r", "--ipc", "private", "--cgroupns", "private",
+        "busybox", "sh", "-c",
+        "df -k /dev/shm | tail -1; cat /proc/sys/net/ipv4/ip_forward; id -G; "
+        "cat /proc/self/oom_score_adj; ls -l /dev/n2", check=True).stdout.splitlines()
+    assert out[0].split()[1] == "8192", out
+    assert out[1:4] == ["1", "0 5", "300"], out
+    assert out[4].startswith("crw") and "1,   3" in out[4], out
+    p = palletd.pallet("create", "--device", "/dev/a:/dev/b:rw:x", "busybox")
+    assert p.returncode == 2 and "invalid device specification" in p.stderr, p.stderr
+    p = palletd.pallet("create", "--sysctl", "novalue", "busybox")
+    assert p.returncode == 2 and "invalid sysctl" in p.stderr, p.stderr
+    assert palletd.docker("ps", "-aq").stdout.strip() == ""

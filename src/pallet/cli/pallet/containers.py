@@ -96,6 +96,26 @@ def _create_options(f: Any) -> Any:
         cmdline.option("--health-retries", type=int, default=None,
                        help="failures in a row that make it unhealthy (3)"),
         cmdline.option("--no-healthcheck", is_flag=True, help="disable the image's HEALTHCHECK"),
+        cmdline.option("--cpu-shares", type=int, default=None, help="relative CPU weight"),
+        cmdline.option("--cpuset-cpus", default=None, help="CPUs to run on (0-3, 0,1)"),
+        cmdline.option("--cpuset-mems", default=None, help="memory nodes to use"),
+        cmdline.option("--memory-swap", default=None, help="memory+swap limit (-1: no limit)"),
+        cmdline.option("--memory-reservation", default=None, help="memory soft limit"),
+        cmdline.option("--memory-swappiness", type=int, default=None, help="0 to 100"),
+        cmdline.option("--oom-kill-disable", is_flag=True, help="disable the OOM killer"),
+        cmdline.option("--oom-score-adj", type=int, default=None, help="-1000 to 1000"),
+        cmdline.option("--shm-size", default=None, help="size of /dev/shm (64m)"),
+        cmdline.option("--ipc", default=None, help="IPC namespace: private, host or none"),
+        cmdline.option("--pid", default=None, help="PID namespace: host or container:<x>"),
+        cmdline.option("--uts", default=None, help="UTS namespace: host"),
+        cmdline.option("--cgroupns", default=None, help="cgroup namespace: host or private"),
+        cmdline.option("--cgroup-parent", default=None, help="parent cgroup of the container"),
+        cmdline.option("--device", multiple=True,
+                       help="a host device: /dev/x[:/dev/in-container][:rwm]"),
+        cmdline.option("--device-cgroup-rule", multiple=True,
+                       help="a device cgroup rule: 'c 1:3 rwm'"),
+        cmdline.option("--sysctl", multiple=True, help="a namespaced sysctl: name=value"),
+        cmdline.option("--group-add", multiple=True, help="an additional group"),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -122,6 +142,49 @@ def _restart(policy: str) -> dict[str, Any]:
     if name not in ("no", "always", "on-failure", "unless-stopped"):
         raise cmdline.BadParameter(f"invalid restart policy {policy!r}", param_hint="--restart")
     return {"Name": name, "MaximumRetryCount": int(count) if count else 0}
+
+
+def _device(text: str) -> dict[str, str]:
+    """`--device src[:dst][:perms]`, as the docker CLI reads it."""
+    parts = text.split(":")
+    src, dst, perms = parts[0], "", "rwm"
+    if len(parts) == 3:
+        dst, perms = parts[1], parts[2]
+    elif len(parts) == 2:
+        if parts[1] and not set(parts[1]) - set("rwm"):
+            perms = parts[1]
+        else:
+            dst = parts[1]
+    elif len(parts) > 3:
+        raise cmdline.BadParameter(f"invalid device specification: {text}",
+                                   param_hint="--device")
+    return {"PathOnHost": src, "PathInContainer": dst or src, "CgroupPermissions": perms}
+
+
+def _kernel_options(host: dict[str, Any], o: dict[str, Any]) -> None:
+    """Namespaces, devices, sysctls and the finer resource knobs of `run`/`create`."""
+    sysctls = {}
+    for item in o["sysctl"]:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise cmdline.BadParameter(f"invalid sysctl {item!r} (name=value)",
+                                       param_hint="--sysctl")
+        sysctls[k] = v
+    def size(text: str | None) -> int | None:
+        return None if text is None else -1 if text == "-1" else parse_size(text)
+
+    host.update({k: v for k, v in {
+        "MemorySwap": size(o["memory_swap"]),
+        "MemoryReservation": size(o["memory_reservation"]), "ShmSize": size(o["shm_size"]),
+        "CpuShares": o["cpu_shares"], "CpusetCpus": o["cpuset_cpus"],
+        "CpusetMems": o["cpuset_mems"], "MemorySwappiness": o["memory_swappiness"],
+        "OomKillDisable": o["oom_kill_disable"] or None, "OomScoreAdj": o["oom_score_adj"],
+        "IpcMode": o["ipc"], "PidMode": o["pid"], "UTSMode": o["uts"],
+        "CgroupnsMode": o["cgroupns"], "CgroupParent": o["cgroup_parent"],
+        "Devices": [_device(d) for d in o["device"]] or None,
+        "DeviceCgroupRules": list(o["device_cgroup_rule"]) or None,
+        "Sysctls": sysctls or None, "GroupAdd": list(o["group_add"]) or None,
+    }.items() if v is not None})
 
 
 def _healthcheck(o: dict[str, Any]) -> dict[str, Any] | None:
@@ -210,6 +273,7 @@ def create_body(image: str, command: tuple[str, ...], o: dict[str, Any], *, deta
         "NetworkMode": o["network"] or "default", "Ulimits": _ulimits(o["ulimit"]) or None,
     }
     exposed = _network_options(host, o)
+    _kernel_options(host, o)
     if o["log_driver"] or o["log_opt"]:
         host["LogConfig"] = {"Type": o["log_driver"] or "json-file",
                              "Config": dict(x.partition("=")[::2] for x in o["log_opt"])}
