@@ -376,3 +376,37 @@ def test_no_descriptor_of_the_daemon_or_shim_reaches_the_container(palletd):
         assert sorted(out.split()) == ["0", "1", "2", "3"]
     finally:
         palletd.docker("rm", "-f", "fds")
+
+
+def test_image_list_filters(palletd):
+    """dangling, label, since/before and reference, as dockerd filters images."""
+    palletd.docker("run", "--name", "src", "busybox", "touch", "/made", check=True)
+    try:
+        dangling = palletd.docker("commit", "src", check=True).stdout.strip()
+        palletd.docker("commit", "-c", "LABEL team=a", "src", "lbl:1", check=True)
+
+        def ids(*args: str) -> set[str]:
+            return set(palletd.docker("images", "-q", "--no-trunc", *args,
+                                      check=True).stdout.split())
+
+        assert ids("--filter", "dangling=true") == {dangling}
+        assert dangling not in ids("--filter", "dangling=false")
+        def image_id(ref: str) -> str:
+            return palletd.docker("image", "inspect", "-f", "{{.Id}}", ref,
+                                  check=True).stdout.strip()
+
+        lbl = image_id("lbl:1")
+        assert ids("--filter", "label=team=a") == {lbl}
+        assert ids("--filter", "label=team") == {lbl}
+        assert ids("--filter", "label=team=b") == set()
+        bb = image_id("busybox")
+        assert bb not in ids("--filter", "since=busybox") and lbl in ids(
+            "--filter", "since=busybox")
+        assert ids("--filter", "before=lbl:1") >= {bb}
+        assert ids("--filter", "reference=lbl") == {lbl}
+        p = palletd.docker("images", "--filter", "nope=1")
+        assert p.returncode != 0 and "invalid filter 'nope'" in p.stderr, p.stderr
+    finally:
+        palletd.docker("rm", "-f", "src")
+        palletd.docker("rmi", "lbl:1")
+        palletd.docker("image", "prune", "-f")

@@ -29,13 +29,44 @@ async def list_(request: web.Request) -> web.Response:
     d = daemon(request)
     users = {k: len(v) for k, v in d.containers.image_users().items()}
     out = await d.blocking(d.images.summaries, users)
-    f = filters(request)
-    if f.get("reference"):
-        import fnmatch
+    return reply(filter_images(out, filters(request)))
 
+
+def filter_images(out: list[dict[str, Any]], f: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """docker's image list filters: dangling, label, before, since, reference (an unknown
+    one is an error, as in dockerd)."""
+    import fnmatch
+
+    for key in f:
+        if key not in ("dangling", "label", "before", "since", "reference"):
+            raise InvalidArgument(f"invalid filter '{key}'")
+
+    def anchor(ref: str) -> float:
+        for s in out:
+            if ref in s["RepoTags"] or ref + ":latest" in s["RepoTags"] or \
+                    s["Id"].removeprefix("sha256:").startswith(ref.removeprefix("sha256:")):
+                return s["Created"]
+        raise NotFound(f"No such image: {ref}")
+
+    for v in f.get("dangling", []):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"Invalid filter 'dangling={v}'")
+        want = v.lower() in ("true", "1")
+        out = [s for s in out if (not s["RepoTags"]) is want]
+    for v in f.get("label", []):
+        k, sep, val = v.partition("=")
+        out = [s for s in out if k in (s.get("Labels") or {})
+               and (not sep or s["Labels"][k] == val)]
+    for v in f.get("before", []):
+        t = anchor(v)
+        out = [s for s in out if s["Created"] < t]
+    for v in f.get("since", []):
+        t = anchor(v)
+        out = [s for s in out if s["Created"] > t]
+    if f.get("reference"):
         out = [s for s in out if any(fnmatch.fnmatch(t, pat) or fnmatch.fnmatch(
             t.rsplit(":", 1)[0], pat) for t in s["RepoTags"] for pat in f["reference"])]
-    return reply(out)
+    return out
 
 
 async def inspect(request: web.Request) -> web.Response:
