@@ -410,3 +410,28 @@ def test_image_list_filters(palletd):
         palletd.docker("rm", "-f", "src")
         palletd.docker("rmi", "lbl:1")
         palletd.docker("image", "prune", "-f")
+
+
+def test_log_driver_none(palletd):
+    """`--log-driver none`: the output still reaches an attached client, nothing is kept,
+    and `docker logs` says why it has nothing."""
+    p = palletd.docker("run", "--name", "nolog", "--log-driver", "none", "busybox", "sh",
+                       "-c", "echo out; echo err >&2", check=True)
+    try:
+        assert p.stdout == "out\n" and p.stderr == "err\n"
+        st = palletd.inspect("nolog")
+        assert st["LogPath"] == "" and st["HostConfig"]["LogConfig"]["Type"] == "none"
+        assert not [f for f in os.listdir(os.path.dirname(st["HostnamePath"]))
+                    if f.endswith(".log")]
+        p = palletd.docker("logs", "nolog")
+        assert p.returncode != 0, p
+        assert "configured logging driver does not support reading" in p.stderr
+    finally:
+        palletd.docker("rm", "-f", "nolog")
+    p = palletd.docker("run", "--rm", "--log-driver", "syslog", "busybox", "true")
+    assert p.returncode != 0 and "log driver 'syslog' is not supported" in p.stderr
+    status, body = palletd.api("POST", "/v1.41/containers/create", {
+        "Image": "busybox", "HostConfig": {"LogConfig": {"Type": "none",
+                                                         "Config": {"max-size": "1m"}}}})
+    assert status == 400 and body["message"] == \
+        "unknown log opt 'max-size' for none log driver", body

@@ -222,12 +222,16 @@ class Containers:
         if not image_ref:
             raise InvalidArgument("config.Image: an image is required")
         host = dict(body.get("HostConfig") or {})
-        # The only log driver: json-file (docker-py reads it back from inspect).
+        # Log drivers: json-file (docker-py reads it back from inspect), or none.
         log_config = host.get("LogConfig") or {}
-        if log_config.get("Type") not in (None, "", "json-file"):
-            raise InvalidArgument(f"log driver {log_config['Type']!r} is not supported "
-                                  "(json-file only)")
-        host["LogConfig"] = {"Type": "json-file", "Config": log_config.get("Config") or {}}
+        driver = log_config.get("Type") or "json-file"
+        if driver not in ("json-file", "none"):
+            raise InvalidArgument(f"log driver {driver!r} is not supported (json-file and "
+                                  "none are)")
+        host["LogConfig"] = {"Type": driver, "Config": log_config.get("Config") or {}}
+        if driver == "none" and host["LogConfig"]["Config"]:
+            key = next(iter(host["LogConfig"]["Config"]))
+            raise InvalidArgument(f"unknown log opt '{key}' for none log driver")
         logopts.parse(host["LogConfig"]["Config"])
         runtime_name, _ = self.cfg.runtime_path(host.get("Runtime") or None)
         host["Runtime"] = runtime_name
@@ -327,7 +331,8 @@ class Containers:
             "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
             "HostnamePath": os.path.join(cdir, "hostname"),
             "HostsPath": os.path.join(cdir, "hosts"),
-            "LogPath": os.path.join(cdir, f"{cid}-json.log"),
+            "LogPath": "" if host["LogConfig"]["Type"] == "none" else
+            os.path.join(cdir, f"{cid}-json.log"),
             "Name": "/" + name, "RestartCount": 0,
             "Driver": self.images.svc.snapshotter_name, "Platform": "linux",
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",

@@ -103,7 +103,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     h = Hijacked(request)
     resp = await h.upgrade()
     try:
-        if qbool(request, "logs"):
+        if qbool(request, "logs") and c.rec["LogPath"]:
             async for e in read_logs(c.rec["LogPath"], stdout=qbool(request, "stdout"),
                                      stderr=qbool(request, "stderr")):
                 s = wire.STDERR if e.stream == "stderr" else wire.STDOUT
@@ -131,6 +131,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     since = float(request.query.get("since") or 0)
     until = float(request.query.get("until") or 0)
     timestamps = qbool(request, "timestamps")
+    if not c.rec["LogPath"]:  # the none driver
+        raise InvalidArgument("configured logging driver does not support reading")
     resp = web.StreamResponse(status=200)
     resp.enable_chunked_encoding()
     await resp.prepare(request)
