@@ -137,3 +137,49 @@ def test_the_pallet_cli_sends_the_same_fields(palletd):
     p = palletd.pallet("create", "--sysctl", "novalue", "busybox")
     assert p.returncode == 2 and "invalid sysctl" in p.stderr, p.stderr
     assert palletd.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_what_cannot_be_honoured_is_refused_or_warned(palletd):
+    """dockerd's answers for options a host or a snapshotter cannot honour: GPUs and
+    storage options refused; a kernel memory limit, and block I/O weights on a kernel
+    without them, dropped with a warning. Block I/O throttles are set."""
+    p = palletd.docker("run", "--rm", "--gpus", "all", "busybox", "true")
+    assert p.returncode != 0, p
+    assert 'could not select device driver "" with capabilities: [[gpu]]' in p.stderr
+    p = palletd.docker("run", "--rm", "--storage-opt", "size=1G", "busybox", "true")
+    assert p.returncode != 0 and "--storage-opt is supported only" in p.stderr, p.stderr
+    p = palletd.docker("create", "--name", "kmem", "--kernel-memory", "50m", "busybox")
+    try:
+        assert p.returncode == 0, p.stderr
+        assert "kernel memory limit is deprecated" in p.stderr
+    finally:
+        palletd.docker("rm", "-f", "kmem")
+    weights = spec_supported()
+    p = palletd.docker("run", "--rm", "--blkio-weight", "300", "busybox", "true")
+    assert p.returncode == 0, p.stderr
+    assert ("Weight discarded" in p.stderr) is not weights, p.stderr
+    info = palletd.docker("info", "--format", "{{json .Warnings}}", check=True).stdout
+    assert ("No blkio weight support" in info) is not weights, info
+    dev = next((d for d in ("/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/loop0")
+                if os.path.exists(d)), None)
+    if dev and os.path.isdir("/sys/fs/cgroup/blkio"):
+        palletd.docker("run", "-d", "--name", "thr", "--device-read-bps", f"{dev}:1mb",
+                       "--device-write-iops", f"{dev}:100", "busybox", "sleep", "60",
+                       check=True)
+        try:
+            cid = palletd.inspect("thr")["Id"]
+            st = os.stat(dev)
+            base = f"/sys/fs/cgroup/blkio/pallet/{cid}"
+            with open(f"{base}/blkio.throttle.read_bps_device") as f:
+                assert f.read().split() == [f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}",
+                                            str(1 << 20)]
+            with open(f"{base}/blkio.throttle.write_iops_device") as f:
+                assert f.read().split()[1] == "100"
+        finally:
+            palletd.docker("rm", "-f", "thr")
+
+
+def spec_supported() -> bool:
+    from pallet.daemon.spec import blkio_weight_supported
+
+    return blkio_weight_supported()

@@ -61,7 +61,9 @@ def test_host_devices():
     ({"PidMode": "container:"}, "invalid PID mode"),
     ({"CgroupParent": "a/../../b"}, "may not contain '..'"),
 ])
-def test_check_host_refuses_as_dockerd(host, message):
+def test_check_host_refuses_as_dockerd(host, message, monkeypatch):
+    # a host with block I/O weights (where they are not, dockerd drops them first)
+    monkeypatch.setattr(spec, "blkio_weight_supported", lambda: True)
     with pytest.raises(InvalidArgument, match=message):
         spec.check_host(host)
 
@@ -70,3 +72,23 @@ def test_check_host_accepts_the_defaults_the_docker_cli_sends():
     spec.check_host({"OomScoreAdj": 0, "MemorySwappiness": None, "BlkioWeight": 0,
                      "CgroupnsMode": "", "IpcMode": "", "PidMode": "", "CgroupParent": "",
                      "Devices": [], "DeviceCgroupRules": None, "Sysctls": None})
+
+
+def test_check_host_refusals_and_warnings():
+    with pytest.raises(InvalidArgument, match=r'device driver "nvidia" with capabilities: '
+                                              r"\[\[gpu utility\]\]"):
+        spec.check_host({"DeviceRequests": [{"Driver": "nvidia",
+                                             "Capabilities": [["gpu", "utility"]]}]})
+    with pytest.raises(InvalidArgument, match="--storage-opt is supported only"):
+        spec.check_host({"StorageOpt": {"size": "1G"}})
+    host = {"KernelMemory": 1 << 20}
+    assert "kernel memory limit is deprecated" in spec.check_host(host)[0]
+    assert host["KernelMemory"] == 0
+
+
+def test_block_io_throttles_name_the_device():
+    res = spec.resources({"BlkioDeviceReadBps": [{"Path": "/dev/null", "Rate": 1024}]})
+    assert res["blockIO"] == {"throttleReadBpsDevice": [{"major": 1, "minor": 3,
+                                                         "rate": 1024}]}
+    with pytest.raises(InvalidArgument, match="BlkioDeviceWriteIOps: '/dev/nosuch'"):
+        spec.resources({"BlkioDeviceWriteIOps": [{"Path": "/dev/nosuch", "Rate": 1}]})

@@ -104,6 +104,7 @@ class Container:
         self.exec_ids: list[str] = []
         self.removing = False
         self.started_mono = 0.0
+        self.warnings: list[str] = []  # what create accepted and dropped, for its reply
 
     @property
     def id(self) -> str:
@@ -249,7 +250,7 @@ class Containers:
         # checks that do not need the image: fail before any work
         _spec.capabilities(host)
         _spec.security_options(host)
-        _spec.check_host(host)
+        warnings = _spec.check_host(host)
         if (host.get("PidMode") or "").startswith("container:"):
             try:  # must exist now; not a 404: the docker CLI would go and pull the image
                 self.get(host["PidMode"][10:])
@@ -342,6 +343,7 @@ class Containers:
             "NetworkSettings": net["NetworkSettings"], "_Ifnames": {},
         }
         c = Container(rec)
+        c.warnings = warnings
         try:
             self.store.insert(rec)
         except AlreadyExists:

@@ -194,6 +194,9 @@ def resources(host: dict[str, Any], rules: list[dict[str, Any]] | None = None
         res["memory"] = mem
     if res.get("pids", {}).get("limit") == -1:
         del res["pids"]
+    blkio = block_io(host)
+    if blkio:
+        res["blockIO"] = {**res.get("blockIO", {}), **blkio}
     if host.get("Privileged"):
         res["devices"] = [{"allow": True, "access": "rwm"}]
     else:
@@ -272,8 +275,67 @@ def _devices_at(path: str) -> list[tuple[str, os.stat_result]]:
     return out
 
 
-def check_host(host: dict[str, Any]) -> None:
-    """dockerd's checks of HostConfig fields at create (the paths are looked at on start)."""
+def blkio_weight_supported() -> bool:
+    """Whether block I/O weights can be set here: dockerd discards them (with a warning)
+    where the kernel has neither CFQ's nor BFQ's weight files. Only v1 can be told from
+    the root; on a pure v2 host the runtime reports it."""
+    v1 = "/sys/fs/cgroup/blkio"
+    if not os.path.isdir(v1):
+        return True
+    return any(os.path.exists(os.path.join(v1, f)) for f in ("blkio.weight",
+                                                             "blkio.bfq.weight"))
+
+
+def _block_devices(entries: list[dict[str, Any]] | None, key: str, value: str
+                   ) -> list[dict[str, Any]]:
+    out = []
+    for e in entries or []:
+        try:
+            st = os.stat(e.get("Path") or "")
+        except OSError as err:
+            raise InvalidArgument(f"{key}: {e.get('Path')!r}: {err.strerror}") from None
+        out.append({"major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                    value: int(e.get("Rate" if value == "rate" else "Weight") or 0)})
+    return out
+
+
+def block_io(host: dict[str, Any]) -> dict[str, Any]:
+    """--blkio-weight-device and the --device-read/write-bps/iops throttles as
+    linux.resources.blockIO (the weight itself comes with linux_resources)."""
+    out = {}
+    for key, field, value in (
+            ("BlkioWeightDevice", "weightDevice", "weight"),
+            ("BlkioDeviceReadBps", "throttleReadBpsDevice", "rate"),
+            ("BlkioDeviceWriteBps", "throttleWriteBpsDevice", "rate"),
+            ("BlkioDeviceReadIOps", "throttleReadIOPSDevice", "rate"),
+            ("BlkioDeviceWriteIOps", "throttleWriteIOPSDevice", "rate")):
+        devs = _block_devices(host.get(key), key, value)
+        if devs:
+            out[field] = devs
+    return out
+
+
+def check_host(host: dict[str, Any]) -> list[str]:
+    """dockerd's checks of HostConfig fields at create (the paths are looked at on start);
+    the warnings dockerd gives for what it accepts and drops (the fields are cleared)."""
+    warnings = []
+    if host.get("DeviceRequests"):
+        r = host["DeviceRequests"][0] or {}
+        caps = "[" + " ".join("[" + " ".join(c) + "]" for c in r.get("Capabilities") or []) + "]"
+        raise InvalidArgument(f'could not select device driver "{r.get("Driver") or ""}" '
+                              f"with capabilities: {caps}")
+    if host.get("StorageOpt"):
+        raise InvalidArgument("--storage-opt is supported only for overlay over xfs with "
+                              "'pquota' mount option")
+    if host.get("KernelMemory"):
+        host["KernelMemory"] = 0
+        warnings.append("Specifying a kernel memory limit is deprecated and will be removed "
+                        "in a future release.")
+    if (host.get("BlkioWeight") or host.get("BlkioWeightDevice")) and \
+            not blkio_weight_supported():
+        host["BlkioWeight"], host["BlkioWeightDevice"] = 0, []
+        warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
+                        "mounted. Weight discarded.")
     adj = int(host.get("OomScoreAdj") or 0)
     if not -1000 <= adj <= 1000:
         raise InvalidArgument(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")
@@ -305,6 +367,7 @@ def check_host(host: dict[str, Any]) -> None:
         raise InvalidArgument(f"invalid cgroup parent {parent!r}: it may not contain '..'")
     if host.get("Sysctls") is not None and not isinstance(host["Sysctls"], dict):
         raise InvalidArgument("HostConfig.Sysctls must be an object")
+    return warnings
 
 
 def _additional_gids(rootfs: str, groups: list[str]) -> list[int]:

@@ -37,7 +37,7 @@ async def create(request: web.Request) -> web.Response:
     b = await body(request)
     name = request.query.get("name") or None
     c = await asyncio.shield(d.containers.create(b, name))
-    return reply({"Id": c.id, "Warnings": []}, 201)
+    return reply({"Id": c.id, "Warnings": c.warnings}, 201)
 
 
 async def start(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from pallet.daemon.engine.common import (
     stream_json,
 )
 from pallet.daemon.events import matches
+from pallet.daemon.spec import blkio_weight_supported
 from pallet.daemon.version import API_VERSION, MIN_API_VERSION
 
 
@@ -112,8 +113,8 @@ async def info(request: web.Request) -> web.Response:
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": ["name=cgroupns"] if _cgroup_version() == "2" else [],
-        "Warnings": ["palletd: no container networking yet (every container gets its own "
-                     "empty network namespace, or the host's with --network host)"],
+        "Warnings": [] if blkio_weight_supported() else [
+            "WARNING: No blkio weight support", "WARNING: No blkio weight_device support"],
     })
 
 
