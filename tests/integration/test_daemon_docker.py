@@ -435,3 +435,21 @@ def test_log_driver_none(palletd):
                                                          "Config": {"max-size": "1m"}}}})
     assert status == 400 and body["message"] == \
         "unknown log opt 'max-size' for none log driver", body
+
+
+def test_container_sizes(palletd):
+    """`ps -s` and `inspect -s`: the container's own files, and with its image."""
+    palletd.docker("run", "-d", "--name", "sized", "busybox", "sh", "-c",
+                   "head -c 200000 /dev/zero > /blob; sleep 60", check=True)
+    try:
+        palletd.wait_for(lambda: palletd.docker("exec", "sized", "test", "-s", "/blob"
+                                                ).returncode == 0, what="the blob")
+        out = palletd.docker("ps", "-s", "--filter", "name=sized", "--format", "{{.Size}}",
+                             check=True).stdout.strip()
+        assert out.startswith("20") and "kB (virtual 1." in out, out
+        status, body = palletd.api("GET", "/v1.41/containers/sized/json?size=1")
+        assert status == 200 and 200_000 <= body["SizeRw"] < 300_000, body["SizeRw"]
+        assert body["SizeRootFs"] > body["SizeRw"] + 500_000
+        assert palletd.inspect("sized")["SizeRw"] is None  # only when asked, as dockerd
+    finally:
+        palletd.docker("rm", "-f", "sized")

@@ -139,6 +139,16 @@ class Daemon:
     def content_size(self) -> int:
         return sum(i.size for i in self.images.svc.content.walk())
 
+    def sizes(self, cs: list[Any]) -> list[tuple[int, int]]:
+        """(SizeRw, SizeRootFs) of containers: their snapshot's own files, and with their
+        image's layers (what `docker ps -s` and `inspect -s` show)."""
+        images = {s["Id"]: s["Size"] for s in self.images.summaries()}
+        out = []
+        for c in cs:
+            rw = self.snapshot_size(c.rec["_Snapshot"])
+            out.append((rw, rw + images.get(c.rec["Image"], 0)))
+        return out
+
     def snapshot_size(self, key: str) -> int:
         try:
             return self.images.svc.snapshotter.usage(key).size

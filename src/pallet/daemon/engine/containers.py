@@ -156,13 +156,22 @@ async def resize(request: web.Request) -> web.Response:
 
 async def inspect(request: web.Request) -> web.Response:
     c = _container(request)
-    return reply(daemon(request).containers.inspect(c))
+    d = daemon(request)
+    out = d.containers.inspect(c)
+    if qbool(request, "size"):
+        (out["SizeRw"], out["SizeRootFs"]), = await d.blocking(d.sizes, [c])
+    return reply(out)
 
 
 async def list_(request: web.Request) -> web.Response:
     d = daemon(request)
-    return reply(d.containers.list(qbool(request, "all"), filters(request),
-                                   qint(request, "limit", -1) or -1))
+    out = d.containers.list(qbool(request, "all"), filters(request),
+                            qint(request, "limit", -1) or -1)
+    if qbool(request, "size") and out:
+        sizes = await d.blocking(d.sizes, [d.containers.by_id[s["Id"]] for s in out])
+        for s, (rw, root) in zip(out, sizes, strict=True):
+            s["SizeRw"], s["SizeRootFs"] = rw, root
+    return reply(out)
 
 
 async def remove(request: web.Request) -> web.Response:

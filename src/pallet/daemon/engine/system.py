@@ -167,11 +167,11 @@ async def df(request: web.Request) -> web.Response:
     users = {k: len(v) for k, v in d.containers.image_users().items()}
     images = await d.blocking(d.images.summaries, users)
     layers = await d.blocking(d.content_size)
+    cs = list(d.containers.by_id.values())
     containers = []
-    for c in d.containers.by_id.values():
+    for c, (rw, root) in zip(cs, await d.blocking(d.sizes, cs), strict=True):
         s = d.containers.summary(c)
-        s["SizeRw"] = await d.blocking(d.snapshot_size, c.rec["_Snapshot"])
-        s["SizeRootFs"] = s["SizeRw"]
+        s["SizeRw"], s["SizeRootFs"] = rw, root
         containers.append(s)
     return reply({"LayersSize": layers, "Images": images, "Containers": containers,
                   "Volumes": await d.blocking(d.volumes.df), "BuildCache": []})
