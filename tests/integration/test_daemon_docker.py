@@ -453,3 +453,8 @@ def test_container_sizes(palletd):
         assert palletd.inspect("sized")["SizeRw"] is None  # only when asked, as dockerd
     finally:
         palletd.docker("rm", "-f", "sized")
+
+
+def test_search_says_why_it_cannot(palletd):
+    p = palletd.docker("search", "busybox")
+    assert p.returncode != 0 and "no image index to search" in p.stderr, p.stderr

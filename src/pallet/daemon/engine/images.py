@@ -276,8 +276,18 @@ async def auth(request: web.Request) -> web.Response:
     return reply({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
+async def search(request: web.Request) -> web.Response:
+    # dockerd searches an index through the v1 search API, which registries that speak
+    # only the distribution API (all of them here) do not have.
+    term = request.query.get("term") or ""
+    return reply({"message": f"search {term!r}: palletd has no image index to search (the "
+                  "distribution API of registries has no search; list a registry's "
+                  "repositories with its /v2/_catalog)"}, 501)
+
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/auth", auth),
+    ("GET", "/images/search", search),
     ("GET", "/images/json", list_),
     ("POST", "/images/create", create),
     ("POST", "/images/prune", prune),
