@@ -61,6 +61,14 @@ def test_images_push_and_pull_through_a_local_registry(client, tmp_path):
         assert img.tag(f"{host}/team/bb", "v1")
         out = list(client.images.push(f"{host}/team/bb", "v1", stream=True, decode=True))
         assert any("Digest" in (o.get("aux") or {}) for o in out), out
+        digest = next(o["aux"]["Digest"] for o in out if "Digest" in (o.get("aux") or {}))
+        # what the registry holds, asked through palletd without pulling
+        rd = client.images.get_registry_data(f"{host}/team/bb:v1")
+        assert rd.id == digest
+        arch = img.attrs["Architecture"]
+        assert rd.has_platform(f"linux/{arch}") and not rd.has_platform("windows/amd64")
+        with pytest.raises(docker.errors.NotFound):
+            client.images.get_registry_data(f"{host}/team/bb:nosuch")
         client.images.remove(f"{host}/team/bb:v1")
         pulled = client.images.pull(f"{host}/team/bb", tag="v1")
         assert pulled.id == img.id

@@ -111,6 +111,13 @@ class Daemon:
         return await api.pull(self.images.svc, ref, opts=opts, platform=plat,
                               progress=progress)
 
+    async def inspect_remote(self, ref: str, creds: Any = None) -> Any:
+        from pallet.images import reference
+        from pallet.registry.client import api
+
+        opts = self._registry_options(reference.parse(ref).domain, creds)
+        return await api.inspect_remote(self.images.svc, ref, opts=opts)
+
     async def login(self, registry: str, creds: Any) -> None:
         """What dockerd does for `docker login`: check the credentials, keep nothing (the
         client stores them and sends them with each pull and push)."""

@@ -276,6 +276,21 @@ async def auth(request: web.Request) -> web.Response:
     return reply({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
+async def distribution(request: web.Request) -> web.Response:
+    """What a registry holds under a name (docker-py's get_registry_data): its manifest's
+    descriptor and platforms, nothing pulled."""
+    name = request.match_info["name"]
+    try:
+        ref = str(reference.parse(name))
+    except PalletError as e:
+        raise InvalidArgument(f"invalid reference format: {e}") from None
+    remote = await daemon(request).inspect_remote(ref, _auth(request))
+    d = remote.descriptor
+    return reply({"Descriptor": {"mediaType": d.media_type, "digest": str(d.digest),
+                                 "size": d.size},
+                  "Platforms": [p.to_dict() for p in remote.platforms]})
+
+
 async def search(request: web.Request) -> web.Response:
     # dockerd searches an index through the v1 search API, which registries that speak
     # only the distribution API (all of them here) do not have.
@@ -288,6 +303,7 @@ async def search(request: web.Request) -> web.Response:
 ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/auth", auth),
     ("GET", "/images/search", search),
+    ("GET", "/distribution/{name:.+}/json", distribution),
     ("GET", "/images/json", list_),
     ("POST", "/images/create", create),
     ("POST", "/images/prune", prune),

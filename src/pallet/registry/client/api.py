@@ -93,6 +93,44 @@ async def _pull_from(svc: ImageService, ep: _hosts.Endpoint, r: _reference.Refer
 
 
 @dataclass
+class Remote:
+    descriptor: Descriptor
+    platforms: list[Platform]
+
+
+async def inspect_remote(svc: ImageService, ref: str, *, opts: Options | None = None
+                         ) -> Remote:
+    """What a registry holds under `ref`, without pulling it: the manifest's descriptor and
+    the platforms it serves (an index's entries, or a single image's config)."""
+    from pallet.images.resolve import read_index, read_json, read_manifest
+    from pallet.oci import mediatypes as mt
+
+    opts = opts or Options()
+    r = _reference.parse(ref)
+    eps = [e for e in opts.endpoints(r.domain) if e.can(_hosts.PULL)]
+    if not eps:
+        raise InvalidArgument(f"{r.domain}: no endpoint can pull")
+    async with opts.transport(eps[-1]) as t:  # the registry itself, not a mirror
+        f = Fetcher(t, r.path, svc.content, source_host=r.domain)
+        desc, data = await f.resolve(str(r.digest) if r.digest else r.tag or "latest")
+        doc = Descriptor(desc.media_type, desc.digest, desc.size, data=data)
+        if mt.is_index(desc.media_type):
+            idx = read_index(svc.content, doc)
+            return Remote(desc, [m.platform for m in idx.manifests if m.platform])
+        man = read_manifest(svc.content, doc)
+        cfg = Descriptor(man.config.media_type, man.config.digest, man.config.size,
+                         data=await f.blob_bytes(man.config))
+        c = read_json(svc.content, cfg)
+        if not isinstance(c, dict):
+            raise InvalidArgument(f"config {cfg.digest}: not a JSON object")
+        plat = Platform(os=str(c.get("os") or ""), architecture=str(c.get("architecture")
+                                                                     or ""),
+                        variant=str(c.get("variant") or ""),
+                        os_version=str(c.get("os.version") or ""))
+        return Remote(desc, [plat])
+
+
+@dataclass
 class Pushed:
     name: str
     target: Descriptor

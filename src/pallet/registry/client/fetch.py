@@ -91,6 +91,20 @@ class Fetcher:
         media_type = _media_type(data, content_type, ref)
         return Descriptor(media_type, got, len(data)), data
 
+    async def blob_bytes(self, desc: Descriptor, limit: int = MAX_MANIFEST) -> bytes:
+        """A small blob (an image config) read into memory, not stored; verified."""
+        if desc.size > limit:
+            raise InvalidArgument(f"blob {desc.digest}: larger than {limit} bytes")
+        resp = await self.t.request("GET", f"/{self.repo}/blobs/{desc.digest}",
+                                    scopes=self.scopes)
+        async with resp:
+            data = await resp.content.read(limit + 1)
+        if len(data) != desc.size or \
+                _digest.from_bytes(data, desc.digest.algorithm) != desc.digest:
+            raise InvalidArgument(f"blob {desc.digest}: content does not match its "
+                                  "descriptor")
+        return data
+
     def _store_manifest(self, desc: Descriptor, data: bytes) -> None:
         write_blob(self.content, f"pull-{desc.digest}", data, expected=desc.digest,
                    labels=self._labels())
