@@ -28,8 +28,37 @@ def test_shm_size_and_ipc_modes(palletd):
     out = run(palletd, "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc")
     assert out.strip() == host_ipc
     assert run(palletd, "busybox", "readlink", "/proc/self/ns/ipc").strip() != host_ipc
-    p = palletd.docker("run", "--rm", "--ipc", "shareable", "busybox", "true")
-    assert p.returncode != 0 and "does not share IPC namespaces" in p.stderr, p.stderr
+
+
+
+def test_shared_ipc_namespace(palletd):
+    """`--ipc shareable` and `--ipc container:<x>`: one IPC namespace and one /dev/shm; a
+    donor that is not shareable, or not running, is refused as dockerd refuses."""
+    palletd.docker("run", "-d", "--name", "ipcdonor", "--ipc", "shareable", "--shm-size",
+                   "8m", "busybox", "sh", "-c", "echo from-donor > /dev/shm/note; sleep 60",
+                   check=True)
+    palletd.docker("run", "-d", "--name", "ipcplain", "busybox", "sleep", "60", check=True)
+    try:
+        palletd.wait_for(lambda: palletd.docker("exec", "ipcdonor", "test", "-e",
+                                                "/dev/shm/note").returncode == 0,
+                         what="the donor's note")
+        donor_ns = palletd.docker("exec", "ipcdonor", "readlink", "/proc/self/ns/ipc",
+                                  check=True).stdout.strip()
+        out = run(palletd, "--ipc", "container:ipcdonor", "busybox", "sh", "-c",
+                  "readlink /proc/self/ns/ipc; cat /dev/shm/note; df -k /dev/shm | tail -1")
+        ns, note, df = out.splitlines()
+        assert ns == donor_ns and note == "from-donor" and df.split()[1] == "8192", out
+        p = palletd.docker("run", "--rm", "--ipc", "container:ipcplain", "busybox", "true")
+        assert p.returncode != 0 and "non-shareable IPC" in p.stderr, p.stderr
+        shm = os.path.join(palletd.root, "containers", palletd.inspect("ipcdonor")["Id"],
+                           "mounts", "shm")
+        assert os.path.ismount(shm)
+        palletd.docker("stop", "-t", "0", "ipcdonor", check=True)
+        assert not os.path.ismount(shm)  # released with the donor
+        p = palletd.docker("run", "--rm", "--ipc", "container:ipcdonor", "busybox", "true")
+        assert p.returncode != 0 and "non running container" in p.stderr, p.stderr
+    finally:
+        palletd.docker("rm", "-f", "ipcdonor", "ipcplain")
 
 
 def test_devices_and_cgroup_rules(palletd):

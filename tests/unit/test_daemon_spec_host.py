@@ -56,7 +56,7 @@ def test_host_devices():
     ({"Devices": [{"PathOnHost": "/dev/null", "CgroupPermissions": "rwx"}]},
      "invalid device specification"),
     ({"CgroupnsMode": "shared"}, "invalid cgroup namespace mode: shared"),
-    ({"IpcMode": "container:db"}, "does not share IPC namespaces"),
+    ({"IpcMode": "container:"}, "invalid IPC mode"),
     ({"IpcMode": "weird"}, "invalid IPC mode: weird"),
     ({"PidMode": "container:"}, "invalid PID mode"),
     ({"CgroupParent": "a/../../b"}, "may not contain '..'"),

@@ -251,11 +251,12 @@ class Containers:
         _spec.capabilities(host)
         _spec.security_options(host)
         warnings = _spec.check_host(host)
-        if (host.get("PidMode") or "").startswith("container:"):
-            try:  # must exist now; not a 404: the docker CLI would go and pull the image
-                self.get(host["PidMode"][10:])
-            except NotFound as e:
-                raise InvalidArgument(str(e)) from None
+        for mode in (host.get("PidMode") or "", host.get("IpcMode") or ""):
+            if mode.startswith("container:"):
+                try:  # must exist now; not a 404: the docker CLI would go and pull the image
+                    self.get(mode[10:])
+                except NotFound as e:
+                    raise InvalidArgument(str(e)) from None
 
         try:
             img, resolved = await self.blocking(self.images.lookup, image_ref)
@@ -382,30 +383,65 @@ class Containers:
         from pallet.linux import libc
 
         self.volumes.teardown(c)
-        rootfs = os.path.join(self.cfg.bundle_dir(c.id), "rootfs")
-        while os.path.ismount(rootfs):
-            try:
-                libc.umount2(rootfs, 2)  # MNT_DETACH
-            except OSError:
-                break
+        for path in (os.path.join(self.cfg.bundle_dir(c.id), "rootfs"), self._shm_dir(c)):
+            while os.path.ismount(path):
+                try:
+                    libc.umount2(path, 2)  # MNT_DETACH
+                except OSError:
+                    break
 
-    def _joins(self, c: Container) -> dict[str, str]:
-        """The namespaces of other containers this one joins (`--pid container:<x>`)."""
-        mode = c.rec["HostConfig"].get("PidMode") or ""
-        if not mode.startswith("container:"):
-            return {}
+    def _donor(self, mode: str, what: str) -> Container:
         other = self.get(mode[10:])
         if not other.running or not other.state.get("Pid"):
-            raise FailedPrecondition(f"cannot join PID of a non running container: {mode[10:]}")
-        return {"pid": f"/proc/{other.state['Pid']}/ns/pid"}
+            raise FailedPrecondition(f"cannot join {what} of a non running container: "
+                                     f"{mode[10:]}")
+        return other
+
+    def _joins(self, c: Container) -> tuple[dict[str, str], str | None]:
+        """The namespaces of other containers this one joins (`--pid container:<x>`,
+        `--ipc container:<x>`), and the host directory its /dev/shm is (its own for
+        `--ipc shareable`, the donor's for `--ipc container:<x>`)."""
+        host = c.rec["HostConfig"]
+        joins: dict[str, str] = {}
+        pid = host.get("PidMode") or ""
+        if pid.startswith("container:"):
+            joins["pid"] = f"/proc/{self._donor(pid, 'PID').state['Pid']}/ns/pid"
+        ipc = host.get("IpcMode") or ""
+        if ipc == "shareable":
+            return joins, self._mount_shm(c)
+        if ipc.startswith("container:"):
+            donor = self._donor(ipc, "IPC")
+            if (donor.rec["HostConfig"].get("IpcMode") or "") != "shareable":
+                raise FailedPrecondition("non-shareable IPC (hint: use IpcMode:shareable for "
+                                         "the donor container)")
+            joins["ipc"] = f"/proc/{donor.state['Pid']}/ns/ipc"
+            return joins, self._shm_dir(donor)
+        return joins, None
+
+    def _shm_dir(self, c: Container) -> str:
+        return os.path.join(self.cfg.container_dir(c.id), "mounts", "shm")
+
+    def _mount_shm(self, c: Container) -> str:
+        """A shareable container's /dev/shm: a tmpfs on the host that joiners bind too."""
+        from pallet.linux import libc
+        from pallet.linux import mount as mnt
+
+        path = self._shm_dir(c)
+        if not os.path.ismount(path):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            size = int(c.rec["HostConfig"].get("ShmSize") or _spec.DEFAULT_SHM_SIZE)
+            libc.mount("shm", path, "tmpfs", mnt.MS_NOSUID | mnt.MS_NODEV | mnt.MS_NOEXEC,
+                       f"mode=1777,size={size}")
+        return path
 
     def _write_bundle(self, c: Container, netns_path: str | None,
                       etc: dict[str, str]) -> dict[str, Any]:
         rootfs = self._mount_rootfs(c)
         self.volumes.setup(c.rec, rootfs)
         icfg = ImageConfig.from_dict(c.rec["_ImageConfig"])
+        joins, shm = self._joins(c)
         spec = _spec.build(icfg, c.rec, rootfs, netns_path=netns_path, etc=etc,
-                           joins=self._joins(c))
+                           joins=joins, shm=shm)
         spec["root"]["path"] = rootfs
         path = os.path.join(self.cfg.bundle_dir(c.id), "config.json")
         import json

@@ -38,6 +38,7 @@ RLIMITS = {
 
 INIT_PATH = "/sbin/docker-init"
 CPU_PERIOD = 100_000
+DEFAULT_SHM_SIZE = 64 << 20
 
 
 def docker_init_binary() -> str | None:
@@ -354,10 +355,8 @@ def check_host(host: dict[str, Any]) -> list[str]:
     if host.get("CgroupnsMode") not in (None, "", "host", "private"):
         raise InvalidArgument(f"invalid cgroup namespace mode: {host['CgroupnsMode']}")
     ipc = host.get("IpcMode") or ""
-    if ipc == "shareable" or ipc.startswith("container:"):
-        raise InvalidArgument(f"IpcMode {ipc}: palletd does not share IPC namespaces between "
-                              "containers (private, host and none are supported)")
-    if ipc not in ("", "private", "host", "none"):
+    if ipc not in ("", "private", "host", "none", "shareable") and not (
+            ipc.startswith("container:") and ipc[10:]):
         raise InvalidArgument(f"invalid IPC mode: {ipc}")
     pid = host.get("PidMode") or ""
     if pid not in ("", "host") and not (pid.startswith("container:") and pid[10:]):
@@ -394,10 +393,11 @@ def _bind(source: str, dest: str, ro: bool = False, extra: list[str] | None = No
 
 def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
           netns_path: str | None, etc: dict[str, str],
-          joins: dict[str, str] | None = None) -> dict[str, Any]:
+          joins: dict[str, str] | None = None, shm: str | None = None) -> dict[str, Any]:
     """The config.json of container `rec` (palletd's record) over the mounted `rootfs`;
     `netns_path` is the network namespace to join, `etc` the /etc files to bind (both
-    from the container's sandbox), `joins` other namespaces to join (type -> path)."""
+    from the container's sandbox), `joins` other namespaces to join (type -> path), `shm`
+    a host directory to bind on /dev/shm (a shared IPC namespace's)."""
     cfg, host = rec["Config"], rec["HostConfig"]
     argv = [rec["Path"], *rec["Args"]]
     spec = runtime_config(image, rootfs, args=argv, terminal=bool(cfg.get("Tty")),
@@ -477,7 +477,7 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     ipc = host.get("IpcMode") or ""
     if ipc == "host":
         drop_ns.add("ipc")
-    _shm(spec, ipc, int(host.get("ShmSize") or 0))
+    _shm(spec, ipc, int(host.get("ShmSize") or 0), shm)
     if host.get("CgroupnsMode") == "private" and not any(
             n["type"] == "cgroup" for n in linux["namespaces"]):
         linux["namespaces"].append({"type": "cgroup"})
@@ -502,16 +502,16 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     return spec
 
 
-def _shm(spec: dict[str, Any], ipc: str, size: int) -> None:
+def _shm(spec: dict[str, Any], ipc: str, size: int, shared: str | None) -> None:
     """/dev/shm: a tmpfs of ShmSize bytes (docker's 64 MiB by default), the host's for
-    `--ipc host`, none for `--ipc none`."""
+    `--ipc host`, none for `--ipc none`, the shared one of a shareable IPC namespace."""
     for i, m in enumerate(spec["mounts"]):
         if m["destination"] != "/dev/shm":
             continue
         if ipc == "none":
             del spec["mounts"][i]
-        elif ipc == "host":
-            spec["mounts"][i] = _bind("/dev/shm", "/dev/shm")
+        elif ipc == "host" or shared:
+            spec["mounts"][i] = _bind(shared or "/dev/shm", "/dev/shm")
         elif size:
             m["options"] = [o for o in m.get("options", []) if not o.startswith("size=")] + [
                 f"size={size}"]
