@@ -10,6 +10,7 @@ Needs root and a private mount namespace (`./scripts/test` runs pytest under
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.client
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +290,25 @@ def make_daemon(runtime: str = "pallet-runtime"):
             d.cleanup()
 
     return palletd
+
+
+@contextlib.contextmanager
+def serve_directory(directory: str) -> Iterator[str]:
+    """A quiet HTTP server of `directory` on 127.0.0.1 for the block; its base URL."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=directory, **kw)
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()

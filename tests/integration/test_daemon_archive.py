@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from daemon_support import DOCKER, UnixHTTP, make_daemon
+from daemon_support import DOCKER, UnixHTTP, make_daemon, serve_directory
 
 palletd = make_daemon()
 
@@ -449,9 +449,6 @@ def test_export_import_run(palletd, tmp_path):
 def test_import_from_a_url(palletd, tmp_path):
     """`docker import http://...`: palletd downloads the tar (as dockerd does); a URL that
     answers 404 is refused, naming it, and stores nothing."""
-    import http.server
-    import threading
-
     palletd.docker("run", "--name", "urlexp", "busybox", "sh", "-c",
                    "echo from-a-url > /etc/origin", check=True)
     served = tmp_path / "www"
@@ -459,17 +456,7 @@ def test_import_from_a_url(palletd, tmp_path):
     palletd.docker("export", "-o", str(served / "rootfs.tar"), "urlexp", check=True)
     palletd.docker("rm", "urlexp", check=True)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(served), **kw)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{srv.server_address[1]}"
-    try:
+    with serve_directory(str(served)) as base:
         before = _state(palletd)
         p = palletd.docker("import", f"{base}/missing.tar", "fromurl:0")
         assert p.returncode != 0 and f"Get {base}/missing.tar: 404" in p.stderr, p.stderr
@@ -480,10 +467,7 @@ def test_import_from_a_url(palletd, tmp_path):
         info = json.loads(palletd.docker("history", "--no-trunc", "--format", "{{json .}}",
                                          "fromurl:1", check=True).stdout.splitlines()[0])
         assert info["Comment"] == f"Imported from {base}/rootfs.tar"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        palletd.docker("rmi", "fromurl:1")
+        palletd.docker("rmi", "fromurl:1", check=True)
 
 
 def test_bad_import_and_load_leave_nothing(palletd, tmp_path):

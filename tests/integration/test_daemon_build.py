@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from daemon_support import make_daemon
+from daemon_support import make_daemon, serve_directory
 
 palletd = make_daemon()
 
@@ -340,9 +340,49 @@ def test_dockerignore_add_archive_and_remote_refused(palletd, ctx):
     p = build(palletd, str(ctx))
     assert p.returncode != 0 and "Dockerfile line 2: COPY failed: file not found in build " \
         "context or excluded by .dockerignore: stat secret.txt" in p.stderr
-    (ctx / "Dockerfile").write_text("FROM busybox\nADD http://example.com/x.tar.gz /\n")
-    p = build(palletd, str(ctx))
-    assert p.returncode != 0 and "remote sources are not supported" in p.stderr
+
+
+def test_add_from_a_url(palletd, ctx, tmp_path):
+    """ADD <http URL>: downloaded by the builder, named after the URL's last segment (or
+    the destination), mode 0600, Last-Modified kept, archives not unpacked; a failed GET
+    names the URL and status; COPY and git URLs refused."""
+    ctx.mkdir(exist_ok=True)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "hello.txt").write_text("hello from http\n")
+    arc = io.BytesIO()
+    with tarfile.open(fileobj=arc, mode="w") as tf:
+        ti = tarfile.TarInfo("inside.txt")
+        ti.size = 3
+        tf.addfile(ti, io.BytesIO(b"in\n"))
+    (served / "arch.tar").write_bytes(arc.getvalue())
+    os.utime(served / "hello.txt", (1_600_000_000, 1_600_000_000))
+
+    with serve_directory(str(served)) as base:
+        (ctx / "Dockerfile").write_text(
+            f"FROM busybox\nADD {base}/hello.txt /opt/\nADD {base}/arch.tar /opt/\n"
+            f"ADD {base}/hello.txt /opt/renamed\n"
+            "CMD stat -c '%n %a %Y' /opt/hello.txt /opt/arch.tar /opt/renamed; "
+            "cat /opt/renamed; ls /opt\n")
+        p = build(palletd, "-t", "fromurl:1", str(ctx))
+        assert p.returncode == 0, p.stderr
+        assert f"Downloading {base}/hello.txt" in p.stdout
+        out = palletd.docker("run", "--rm", "fromurl:1", check=True).stdout.splitlines()
+        assert out[0] == "/opt/hello.txt 600 1600000000", out
+        assert out[1].startswith("/opt/arch.tar 600 "), out  # a file, not unpacked
+        assert out[2].startswith("/opt/renamed 600 1600000000"), out
+        assert out[3:] == ["hello from http", "arch.tar", "hello.txt", "renamed"], out
+        for line, msg in ((f"ADD {base}/nosuch.txt /opt/",
+                           f"failed to GET {base}/nosuch.txt with status 404"),
+                          (f"COPY {base}/hello.txt /opt/", "source can't be a URL for COPY"),
+                          ("ADD https://example.com/repo.git /src",
+                           "git sources are not supported"),
+                          (f"ADD {base}/ /opt/", "cannot determine filename from url")):
+            (ctx / "Dockerfile").write_text(f"FROM busybox\n{line}\n")
+            p = build(palletd, str(ctx))
+            assert p.returncode != 0 and msg in p.stderr, (line, p.stderr)
+        assert not any(leftovers(palletd).values()), leftovers(palletd)
+        palletd.docker("rmi", "fromurl:1", check=True)
 
 
 def test_docker_py_build(palletd, ctx):

@@ -17,15 +17,18 @@ stage's ARGs as environment variables and its history line says which (`|1 A=b /
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import posixpath
 import secrets
 import signal as _signal
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pallet.build import dockerfile as df
+from pallet.build import remote
 from pallet.build.cache import BuildCache, cache_key
 from pallet.build.context import Context, Owner, Source, copy_into, extract_tar, is_archive
 from pallet.build.executor import CommandFailed, Executor, RunLimits, RunRequest
@@ -184,6 +187,12 @@ class Builder:
                                       "Dockerfile")
             last = target.index
         self.opts, self.ctx, self.out, self.escape = opts, ctx, out, dockerfile.escape
+        with tempfile.TemporaryDirectory(prefix="pallet-build-") as scratch:
+            self.scratch = scratch  # ADD's downloads
+            return self._build(dockerfile, stages, last, tags, opts, out)
+
+    def _build(self, dockerfile: df.Dockerfile, stages: list[df.Stage], last: int,
+               tags: list[str], opts: BuildOptions, out: Out) -> BuildResult:
         self.used_args: set[str] = set()
         self.meta = self._meta_args(dockerfile.meta_args)
         self.total = sum(1 + len(s.commands) for s in stages[:last + 1])
@@ -585,12 +594,13 @@ class Builder:
         what = ins.cmd
         words = [self._expand(a, env, ins) for a in ins.args]
         srcs, dest = words[:-1], words[-1]
-        for s in srcs:
-            if "://" in s or s.startswith("git@"):
-                raise InvalidArgument(
-                    f"{s}: remote sources are not supported by this builder (it has no "
-                    "network access); download the file into the build context and "
-                    f"{what} it from there")
+        urls = [s for s in srcs if remote.is_url(s) or remote.is_git(s)]
+        for s in urls:
+            if what == "COPY":
+                raise InvalidArgument("source can't be a URL for COPY")
+            if remote.is_git(s):
+                raise InvalidArgument(f"{s}: git sources are not supported by this builder; "
+                                      "clone into the build context and ADD from there")
         chown = self._expand(ins.flags["chown"], env, ins) if ins.flags.get("chown") else ""
         wd = st.image.config.config.WorkingDir or "/"
         dir_dest = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
@@ -601,14 +611,38 @@ class Builder:
             self._copy_from(st, srcs, dest_path, dir_dest, chown,
                             self._source_image(source_from))
             return
-        sources = _sources(self.ctx, what, srcs, dir_dest)
-        kind = "multi" if len(sources) > 1 else \
-            "dir" if os.path.isdir(sources[0].host) else "file"
-        digest = self.ctx.digest(sources)
+        local = [s for s in srcs if s not in urls]
+        groups = [(self.ctx, [x for s in local for x in self.ctx.sources(s, f"{what} failed")],
+                   what == "ADD")] if local else []
+        for i, url in enumerate(urls):  # downloaded each time; the content keys the cache
+            try:
+                name = remote.filename(url)
+            except InvalidArgument:
+                if dir_dest:
+                    raise
+                name = posixpath.basename(dest_path)  # the destination names the file
+            self.out(f"Downloading {url}\n")
+            d = os.path.join(self.scratch, f"add-{self.step}-{i}")
+            remote.download(url, d, name)
+            groups.append((Context(d), [Source(name, os.path.join(d, name), name)], False))
+        count = sum(len(g[1]) for g in groups)
+        if count > 1 and not dir_dest:
+            raise InvalidArgument(f"When using {what} with more than one source file, the "
+                                  "destination must be a directory and end with a /")
+        first = groups[0][1][0]
+        kind = "multi" if count > 1 else "dir" if os.path.isdir(first.host) else "file"
+        digest = groups[0][0].digest(groups[0][1]) if len(groups) == 1 else \
+            hashlib.sha256(" ".join(c.digest(g) for c, g, _ in groups).encode()).hexdigest()
         text = f"{what} {'--chown=' + chown + ' ' if chown else ''}{kind}:{digest} in " \
             f"{dest_path}{'/' if dir_dest and dest_path != '/' else ''} "
-        self._commit(st, text, None, layer=lambda: self._layer(st, self._copier(
-            self.ctx, sources, dest_path, dir_dest, chown, unpack=what == "ADD")))
+        copiers = [self._copier(c, g, dest_path, dir_dest, chown, unpack=unpack)
+                   for c, g, unpack in groups]
+
+        def work(rootfs: str, step_dir: str) -> None:
+            for copy in copiers:
+                copy(rootfs, step_dir)
+
+        self._commit(st, text, None, layer=lambda: self._layer(st, work))
 
     def _source_image(self, ref: str) -> _Image:
         prev = next((d for d in self.done if d.name == ref.lower()), None)
