@@ -293,8 +293,8 @@ def make_daemon(runtime: str = "pallet-runtime"):
 
 
 @contextlib.contextmanager
-def serve_directory(directory: str) -> Iterator[str]:
-    """A quiet HTTP server of `directory` on 127.0.0.1 for the block; its base URL."""
+def serve_directory(directory: str, host: str = "127.0.0.1") -> Iterator[str]:
+    """A quiet HTTP server of `directory` on `host` for the block; its base URL."""
     import http.server
     import threading
 
@@ -305,10 +305,10 @@ def serve_directory(directory: str) -> Iterator[str]:
         def log_message(self, *a: Any) -> None:
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    srv = http.server.ThreadingHTTPServer((host, 0), Quiet)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
+        yield f"http://{host}:{srv.server_address[1]}"
     finally:
         srv.shutdown()
         srv.server_close()

@@ -385,6 +385,30 @@ def test_add_from_a_url(palletd, ctx, tmp_path):
         palletd.docker("rmi", "fromurl:1", check=True)
 
 
+def test_run_reaches_the_host_through_the_default_bridge(palletd, ctx, tmp_path):
+    """RUN's network is the default bridge, as docker's classic builder's: a server on
+    the bridge's gateway answers, and the step's attachment is released afterwards."""
+    from test_daemon_network import released
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "artifact.txt").write_text("an artifact\n")
+    gateway = palletd.subnet.rsplit(".", 1)[0] + ".1"
+    with serve_directory(str(served), gateway) as base:
+        write(ctx, {"Dockerfile": f"FROM busybox\nRUN wget -qO /artifact {base}/artifact.txt\n"
+                                  "CMD cat /artifact\n"})
+        p = build(palletd, "-t", "fetched:1", str(ctx))
+        assert p.returncode == 0, p.stderr
+        assert palletd.docker("run", "--rm", "fetched:1", check=True).stdout == \
+            "an artifact\n"
+        released(palletd)
+        p = build(palletd, "--network", "none", "--no-cache", str(ctx))
+        assert p.returncode != 0 and "returned a non-zero code" in p.stderr, p.stderr
+        p = build(palletd, "--network", "nosuch", str(ctx))
+        assert p.returncode != 0 and "no such network" in p.stderr, p.stderr
+    palletd.docker("rmi", "fetched:1", check=True)
+
+
 def test_docker_py_build(palletd, ctx):
     docker = pytest.importorskip("docker")
     write(ctx, {"Dockerfile": "FROM busybox\nARG WHO\nRUN echo \"built for $WHO\" > /who\n"
@@ -544,6 +568,7 @@ ARG A=default
 ENV A=from-env
 RUN echo "V=$V A=$A" > /args
 RUN ls /sys/class/net | tr '\\n' ' ' > /net
+RUN grep -c nameserver /etc/resolv.conf > /dns; grep -w "$(hostname)" /etc/hosts > /hosts || :
 """})
     iid = tmp_path / "iid"
     p = build(palletd, "-t", "args:1", "--iidfile", str(iid), "--build-arg", "A=ignored",
@@ -552,7 +577,10 @@ RUN ls /sys/class/net | tr '\\n' ' ' > /net
     assert "[Warning] One or more build-args [UNUSED] were not consumed" in p.stdout
     # ENV wins over an ARG; a stage's bare ARG takes the value declared before FROM
     out = palletd.docker("run", "--rm", "args:1", "cat", "/args", "/net", check=True).stdout
-    assert out == "V=meta A=from-env\nlo "  # RUN's network: none by default
+    assert out == "V=meta A=from-env\neth0 lo "  # RUN's network: the default bridge
+    dns, hosts = palletd.docker("run", "--rm", "args:1", "cat", "/dns", "/hosts",
+                                check=True).stdout.splitlines()
+    assert int(dns) >= 1 and hosts.startswith(palletd.subnet.rsplit(".", 1)[0]), hosts
     assert iid.read_text() == image_config(palletd, "args:1")["Id"]
 
     status, body = palletd.api("POST", "/build?networkmode=host&t=args:host&nocache=1")
@@ -579,7 +607,7 @@ RUN ls /sys/class/net | tr '\\n' ' ' > /net
     assert len(out.split()) > 1
     # what is wrong with the request itself is an HTTP error, before any stream
     bad = palletd.api("POST", "/build?networkmode=container:x")
-    assert bad[0] == 400 and "networkmode" in bad[1]["message"]
+    assert bad[0] == 400 and "networkmode 'container:x': no such network" in bad[1]["message"]
     bad = palletd.api("POST", "/build?t=Not/Valid:tag")
     assert bad[0] == 400 and "invalid reference format" in bad[1]["message"]
     bad = palletd.api("POST", "/build?remote=https://example.com/ctx.tar")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pallet.errors import AlreadyExists, NotFound, PalletError
+from pallet.errors import AlreadyExists, InvalidArgument, NotFound, PalletError
 from pallet.images.bundle import runtime_config
 from pallet.images.diff import (
     LayerInfo,
@@ -81,13 +81,25 @@ class Runtime:
 
 
 @dataclass
+class Attached:
+    """A RUN step's network namespace on a network: where it is, the step's address, its
+    resolv.conf, and how to give it back."""
+
+    netns: str
+    ip: str
+    resolv_conf: str
+    release: Callable[[], None]
+
+
+@dataclass
 class RunLimits:
     """What `docker build` lets a client set for its RUN steps."""
 
-    network: str = "none"                 # "none" or "host"
+    network: str = "none"                 # "none", "host", or a network `attach` joins
     resources: dict[str, Any] = field(default_factory=dict)  # linux.resources: memory, cpu
     shm_size: int | None = None           # bytes of /dev/shm
     extra_hosts: list[str] = field(default_factory=list)     # "name:ip", for /etc/hosts
+    attach: Callable[[str, str], Attached] | None = None     # (network, step id) -> netns
 
 
 @dataclass
@@ -285,6 +297,20 @@ class Executor:
     def run(self, req: RunRequest, rootfs: str, step_dir: str, cid: str,
             out: Callable[[str], None]) -> int:
         """Run `req.argv` in the mounted `rootfs` to its end; output lines go to `out`."""
+        lim = req.limits
+        if lim.network in ("none", "host"):
+            return self._run(req, rootfs, step_dir, cid, out, None)
+        if lim.attach is None:
+            raise InvalidArgument(f"network {lim.network}: this builder has no networks to "
+                                  "attach RUN to (none, host)")
+        attached = lim.attach(lim.network, cid)
+        try:
+            return self._run(req, rootfs, step_dir, cid, out, attached)
+        finally:
+            attached.release()
+
+    def _run(self, req: RunRequest, rootfs: str, step_dir: str, cid: str,
+             out: Callable[[str], None], attached: Attached | None) -> int:
         cfg = ImageConfig.from_dict(req.config.to_dict())
         cfg.config.Entrypoint = None  # RUN never goes through the entrypoint
         spec = runtime_config(cfg, rootfs, args=req.argv, extra_env=req.env)
@@ -308,7 +334,16 @@ class Executor:
                     m["options"] = [o for o in m.get("options", [])
                                     if not o.startswith("size=")] + [f"size={lim.shm_size}"]
         hosts = LOCALHOST
-        if lim.network == "host":
+        if attached is not None:
+            for ns in linux["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = attached.netns
+            with open(os.path.join(step_dir, "resolv.conf"), "w") as f:
+                f.write(attached.resolv_conf)
+            spec["mounts"].append(_bind(os.path.join(step_dir, "resolv.conf"),
+                                        "/etc/resolv.conf", ro=False))
+            hosts += f"{attached.ip}\t{cid[:12]}\n"
+        elif lim.network == "host":
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
             if os.path.exists("/etc/resolv.conf"):
                 spec["mounts"].append(_bind("/etc/resolv.conf", "/etc/resolv.conf", ro=True))

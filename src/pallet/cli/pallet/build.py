@@ -72,7 +72,8 @@ def _lines(resp: Any) -> Any:
 @cmdline.option("-q", "--quiet", is_flag=True, help="print only the image ID")
 @cmdline.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
                 help="a label for the image")
-@cmdline.option("--network", default=None, help="RUN's network: none (default) or host")
+@cmdline.option("--network", default=None,
+                help="RUN's network: the default bridge, a network, none or host")
 @cmdline.option("-m", "--memory", default=None, help="RUN's memory limit (e.g. 256m)")
 @cmdline.option("--shm-size", default=None, help="size of RUN's /dev/shm (e.g. 64m)")
 @cmdline.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP",

@@ -13,10 +13,12 @@ client that goes away cancels the build (its running step is killed).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from pallet.build.builder import Builder, BuildOptions, BuildResult
 from pallet.build.cache import BuildCache
 from pallet.build.context import extract_tar
 from pallet.build.executor import (
+    Attached,
     CommandFailed,
     Executor,
     RunLimits,
@@ -41,13 +44,16 @@ from pallet.daemon.engine.common import (
     send_json,
     stream_json,
 )
-from pallet.errors import InvalidArgument, PalletError
+from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images import reference
 from pallet.oci.image import Platform
 
 # per build directory: this process's clean-up of what a dead palletd left there
 _STALE: dict[str, asyncio.Future[Any]] = {}
-NETWORKS = {"": "none", "default": "none", "none": "none", "bridge": "none", "host": "host"}
+# RUN's network, as docker's classic builder: the default bridge unless told otherwise
+log = logging.getLogger("palletd")
+
+NETWORKS = {"": "bridge", "default": "bridge", "none": "none", "host": "host"}
 
 
 def _json_map(request: web.Request, name: str) -> dict[str, Any]:
@@ -68,16 +74,21 @@ def _options(request: web.Request) -> BuildOptions:
             reference.normalize(t)
         except PalletError as e:
             raise InvalidArgument(f"invalid reference format: {t}: {e}") from None
-    network = q.get("networkmode") or ""
-    if network not in NETWORKS:
-        raise InvalidArgument(f"networkmode {network!r} is not supported by the builder "
-                              "(none, host)")
+    network = NETWORKS.get(q.get("networkmode") or "", q.get("networkmode") or "")
+    if network not in ("none", "host"):
+        try:
+            n = daemon(request).networks.get(network)
+        except NotFound:
+            raise InvalidArgument(f"networkmode {network!r}: no such network") from None
+        if n.driver != "bridge":
+            raise InvalidArgument(f"network {network!r} cannot be used by a build (driver "
+                                  f"{n.driver})")
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile", tags=tags,
         build_args=_json_map(request, "buildargs"), no_cache=qbool(request, "nocache"),
         target=q.get("target") or None,
         labels={str(k): str(v) for k, v in _json_map(request, "labels").items()},
-        run=_limits(request, NETWORKS[network]))
+        run=_limits(request, network))
 
 
 def _limits(request: web.Request, network: str) -> RunLimits:
@@ -97,7 +108,39 @@ def _limits(request: web.Request, network: str) -> RunLimits:
     for h in hosts:
         if ":" not in h:
             raise InvalidArgument(f"invalid extra host {h!r}: want name:ip")
-    return RunLimits(network, res, qint(request, "shmsize") or None, hosts)
+    return RunLimits(network, res, qint(request, "shmsize") or None, hosts,
+                     _attacher(daemon(request)))
+
+
+def _attacher(d: Any) -> Callable[[str, str], Attached]:
+    """RUN steps on a network: a pinned netns with one CNI ADD, DEL and gone after the
+    step (a crash in between leaves a cached result palletd releases when it comes back)."""
+
+    def attach(network: str, step: str) -> Attached:
+        from pallet.daemon.networks import resolv_text
+        from pallet.network import netns
+
+        n = d.networks.get(network)
+        path = d.networks.netns_path(step)
+        netns.remove(path)
+        netns.create(path)
+        try:
+            ep = d.networks.attach(step, path, n, "eth0")
+        except BaseException:
+            netns.remove(path)
+            raise
+
+        def release() -> None:
+            try:
+                d.networks.detach(step, path, n.name, "eth0")
+            except PalletError as e:
+                log.warning("CNI DEL of build step %s: %s", step[:12], e)
+            finally:
+                netns.remove(path)
+
+        return Attached(path, ep["IPAddress"], resolv_text({}), release)
+
+    return attach
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
