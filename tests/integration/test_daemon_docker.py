@@ -458,3 +458,75 @@ def test_container_sizes(palletd):
 def test_search_says_why_it_cannot(palletd):
     p = palletd.docker("search", "busybox")
     assert p.returncode != 0 and "no image index to search" in p.stderr, p.stderr
+
+
+def test_prune_filters(palletd):
+    """until (a duration, Unix time or date) and label / label! for container, image and
+    network prune, as dockerd reads them."""
+    palletd.docker("create", "--name", "pr-keep", "-l", "keep=1", "busybox", check=True)
+    palletd.docker("create", "--name", "pr-go", "busybox", check=True)
+    palletd.docker("network", "create", "--label", "scratch=1", "pr-net", check=True)
+    try:
+        def names() -> set[str]:
+            return set(palletd.docker("ps", "-a", "--format", "{{.Names}}",
+                                      check=True).stdout.split())
+
+        palletd.docker("container", "prune", "-f", "--filter", "until=1h", check=True)
+        assert {"pr-keep", "pr-go"} <= names()  # both are younger than an hour
+        p = palletd.docker("container", "prune", "-f", "--filter", "until=soon")
+        assert p.returncode != 0 and "failed to parse value as time or duration" in p.stderr
+        palletd.docker("container", "prune", "-f", "--filter", "label!=keep", "--filter",
+                       f"until={time.time() + 5:.3f}", check=True)
+        assert "pr-keep" in names() and "pr-go" not in names()
+        palletd.docker("container", "prune", "-f", "--filter", "label=keep=1", check=True)
+        assert "pr-keep" not in names()
+        src = palletd.docker("create", "busybox", check=True).stdout.strip()
+        palletd.docker("commit", "-c", "LABEL purpose=prune-me", src, "pr-img:1",
+                       check=True)
+        palletd.docker("rm", src, check=True)
+        palletd.docker("image", "prune", "-a", "-f", "--filter", "label=purpose=other",
+                       check=True)
+        assert palletd.docker("image", "inspect", "pr-img:1").returncode == 0
+        out = palletd.docker("image", "prune", "-a", "-f", "--filter",
+                             "label=purpose=prune-me", check=True).stdout
+        assert "pr-img:1" in out and palletd.docker("image", "inspect",
+                                                    "pr-img:1").returncode != 0
+        assert palletd.docker("image", "inspect", "busybox").returncode == 0
+        palletd.docker("network", "prune", "-f", "--filter", "label!=scratch", check=True)
+        assert palletd.docker("network", "inspect", "pr-net").returncode == 0
+        palletd.docker("network", "prune", "-f", "--filter", "label=scratch", check=True)
+        assert palletd.docker("network", "inspect", "pr-net").returncode != 0
+    finally:
+        palletd.docker("container", "prune", "-f")
+        palletd.docker("rm", "-f", "pr-keep", "pr-go")
+        palletd.docker("network", "rm", "pr-net")
+        palletd.docker("rmi", "pr-img:1")
+
+
+def test_forced_rmi_of_an_image_a_running_container_uses(palletd):
+    """As dockerd: `rmi -f <name>` untags and keeps the image (dangling) for the running
+    container; `rmi -f <id>` is refused; once stopped, a forced rmi deletes it."""
+    src = palletd.docker("create", "busybox", check=True).stdout.strip()
+    palletd.docker("commit", src, "inuse:1", check=True)
+    palletd.docker("rm", src, check=True)
+    palletd.docker("tag", "inuse:1", "inuse:2", check=True)
+    palletd.docker("run", "-d", "--name", "user", "inuse:1", "sleep", "60", check=True)
+    try:
+        iid = palletd.docker("image", "inspect", "-f", "{{.Id}}", "inuse:1",
+                             check=True).stdout.strip()
+        palletd.docker("rmi", "inuse:2", check=True)  # another name of it: just untagged
+        out = palletd.docker("rmi", "-f", "inuse:1", check=True).stdout
+        assert "Untagged: inuse:1" in out and "Deleted" not in out, out
+        dangling = palletd.docker("images", "-q", "--no-trunc", "--filter", "dangling=true",
+                                  check=True).stdout.split()
+        assert iid in dangling
+        p = palletd.docker("rmi", "-f", iid)
+        assert p.returncode != 0 and "(cannot be forced) - image is being used by running " \
+            "container" in p.stderr, p.stderr
+        palletd.docker("exec", "user", "true", check=True)
+        palletd.docker("stop", "-t", "0", "user", check=True)
+        out = palletd.docker("rmi", "-f", iid, check=True).stdout
+        assert "Deleted" in out, out
+    finally:
+        palletd.docker("rm", "-f", "user")
+        palletd.docker("image", "prune", "-f")

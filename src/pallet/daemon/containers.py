@@ -185,10 +185,12 @@ class Containers:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
-    def image_users(self) -> dict[str, list[str]]:
+    def image_users(self, running: bool = False) -> dict[str, list[str]]:
+        """Image ID -> the containers made from it (only the running ones: `running`)."""
         out: dict[str, list[str]] = {}
         for c in self.by_id.values():
-            out.setdefault(c.rec["Image"], []).append(c.id)
+            if c.running or not running:
+                out.setdefault(c.rec["Image"], []).append(c.id)
         return out
 
     # --- create ---------------------------------------------------------------------------

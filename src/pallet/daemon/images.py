@@ -179,10 +179,12 @@ class Images:
                 self.svc.images.delete(other.name)
         return name
 
-    def remove(self, ref: str, *, force: bool, in_use: dict[str, list[str]]
-               ) -> list[dict[str, str]]:
+    def remove(self, ref: str, *, force: bool, in_use: dict[str, list[str]],
+               running: dict[str, list[str]] | None = None) -> list[dict[str, str]]:
         """Untag `ref`; when it was the last name of its image ID, delete the image.
-        `in_use` maps image IDs to the containers using them (which block deletion)."""
+        `in_use` maps image IDs to the containers using them (which block deletion unless
+        forced), `running` to the running ones among them (which a force does not pass:
+        a name is untagged and the image kept, an ID refused, as dockerd)."""
         img, r = self.lookup(ref)
         iid = str(r.manifest.config.digest)
         names = self.names_of(iid)
@@ -198,12 +200,19 @@ class Images:
             raise FailedPrecondition(
                 f"conflict: unable to remove repository reference {ref!r} (must force) - "
                 f"container {in_use[iid][0][:12]} is using its referenced image {iid[7:19]}")
+        busy = (running or {}).get(iid)
+        if last and busy and by_id:
+            raise FailedPrecondition(f"conflict: unable to delete {iid[7:19]} (cannot be "
+                                     f"forced) - image is being used by running container "
+                                     f"{busy[0][:12]}")
         out: list[dict[str, str]] = []
+        if last and busy:  # untagged; the running container keeps it, now dangling
+            self.svc.images.put(dangling_name(str(img.target.digest)), img.target)
         for i in targets:
             self.svc.remove(i.name)
             if not is_dangling(i.name):
                 out.append({"Untagged": familiar(i.name)})
-        if last:
+        if last and not busy:
             out.append({"Deleted": iid})
         return out
 

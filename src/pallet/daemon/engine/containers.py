@@ -14,11 +14,13 @@ from pallet.daemon.engine.common import (
     body,
     daemon,
     filters,
+    prune_filter,
     qbool,
     qint,
     reply,
     send_json,
     stream_json,
+    timestamp,
 )
 from pallet.daemon.engine.hijack import Hijacked
 from pallet.daemon.images import parse_time
@@ -128,8 +130,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     tail_q = request.query.get("tail", "all")
     tail = None if tail_q in ("", "all") else int(tail_q) if tail_q.lstrip("-").isdigit() \
         else None
-    since = float(request.query.get("since") or 0)
-    until = float(request.query.get("until") or 0)
+    since = timestamp(request.query["since"]) if request.query.get("since") else 0.0
+    until = timestamp(request.query["until"]) if request.query.get("until") else 0.0
     timestamps = qbool(request, "timestamps")
     if not c.rec["LogPath"]:  # the none driver
         raise InvalidArgument("configured logging driver does not support reading")
@@ -186,16 +188,12 @@ async def remove(request: web.Request) -> web.Response:
 
 async def prune(request: web.Request) -> web.Response:
     d = daemon(request)
-    f = filters(request)
-    until = f.get("until")
+    wanted = prune_filter(filters(request))
     deleted: list[str] = []
     for c in list(d.containers.by_id.values()):
         if c.running or c.state["Restarting"]:
             continue
-        if until and parse_time(c.rec["Created"]) > min(float(u) for u in until):
-            continue
-        labels = c.rec["Config"].get("Labels") or {}
-        if any(lbl.split("=", 1)[0] not in labels for lbl in f.get("label", [])):
+        if not wanted(parse_time(c.rec["Created"]), c.rec["Config"].get("Labels") or {}):
             continue
         with contextlib.suppress(NotFound):
             await asyncio.shield(d.containers.remove(c))

@@ -15,6 +15,7 @@ from pallet.daemon.engine.common import (
     body,
     daemon,
     filters,
+    prune_filter,
     qbool,
     reply,
     send_json,
@@ -88,7 +89,8 @@ async def tag(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     d = daemon(request)
     out = await d.blocking(d.images.remove, request.match_info["name"],
-                           force=qbool(request, "force"), in_use=d.containers.image_users())
+                           force=qbool(request, "force"), in_use=d.containers.image_users(),
+                           running=d.containers.image_users(running=True))
     for item in out:
         for action, what in item.items():
             d.events.publish("image", action.lower().replace("untagged", "untag")
@@ -239,12 +241,15 @@ async def push(request: web.Request) -> web.StreamResponse:
 async def prune(request: web.Request) -> web.Response:
     d = daemon(request)
     f = filters(request)
-    dangling = (f.get("dangling") or ["true"])[0].lower() in ("1", "true")
+    dangling = (f.pop("dangling", None) or ["true"])[0].lower() in ("1", "true")
+    wanted = prune_filter(f)
     deleted: list[dict[str, str]] = []
     users = d.containers.image_users()
     for s in await d.blocking(d.images.summaries, None):
         # the images without a tag; with -a (dangling=false) every image no container uses
         if s["Id"] in users or (dangling and s["RepoTags"]):
+            continue
+        if not wanted(s["Created"], s.get("Labels") or {}):
             continue
         for t in s["RepoTags"] or [s["Id"]]:
             with contextlib.suppress(NotFound, PalletError):

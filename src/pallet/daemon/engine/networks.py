@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from pallet.daemon.engine.common import body, daemon, filters, reply
+from pallet.daemon.engine.common import body, daemon, filters, prune_filter, reply
+from pallet.daemon.images import parse_time
 from pallet.daemon.networks import Network
 from pallet.errors import FailedPrecondition, InvalidArgument
 
@@ -102,10 +103,12 @@ async def disconnect(request: web.Request) -> web.Response:
 
 async def prune(request: web.Request) -> web.Response:
     d = daemon(request)
-    f = filters(request)
+    wanted = prune_filter(filters(request))
     deleted = []
     await d.containers.sandboxes.settle()
-    for n in d.networks.list({k: v for k, v in f.items() if k == "label"}):
+    for n in d.networks.list({}):
+        if not wanted(parse_time(n.rec.get("Created")), n.rec.get("Labels") or {}):
+            continue
         if n.user_defined and not _users(request, n):
             _remove(request, n)
             deleted.append(n.name)

@@ -18,6 +18,7 @@ from pallet.daemon.engine.common import (
     reply,
     send_json,
     stream_json,
+    timestamp,
 )
 from pallet.daemon.events import matches
 from pallet.daemon.spec import blkio_weight_supported
@@ -132,9 +133,9 @@ def _os_name() -> str:
 async def events(request: web.Request) -> web.StreamResponse:
     d = daemon(request)
     f = filters(request)
-    since = float(request.query.get("since") or 0)
+    since = timestamp(request.query["since"]) if request.query.get("since") else 0.0
     until_q = request.query.get("until")
-    until = float(until_q) if until_q else None
+    until = timestamp(until_q) if until_q else None
     q = d.events.subscribe()  # before the history, so nothing falls between
     resp = await stream_json(request)
     try:
