@@ -176,3 +176,27 @@ def test_autostart(palletd):
         assert other.api("GET", "/_ping")[0] == 200
     finally:
         other.cleanup()
+
+
+def test_system_prune_with_filters(palletd):
+    """`pallet system prune --filter`: containers, networks and images as docker's, the
+    filters passed to each."""
+    palletd.pallet("create", "--name", "sp-tmp", "-l", "tmp=1", "busybox", check=True)
+    palletd.pallet("create", "--name", "sp-keep", "busybox", check=True)
+    palletd.docker("network", "create", "--label", "tmp=1", "sp-net", check=True)
+    palletd.docker("network", "create", "sp-net2", check=True)
+    try:
+        out = palletd.pallet("system", "prune", "-f", "--filter", "label=tmp=1",
+                             check=True).stdout
+        assert "Deleted Containers:" in out and "Deleted Networks:" in out and "sp-net" in out
+        names = palletd.docker("ps", "-a", "--format", "{{.Names}}", check=True).stdout.split()
+        assert "sp-tmp" not in names and "sp-keep" in names
+        assert palletd.docker("network", "inspect", "sp-net2").returncode == 0
+        out = palletd.pallet("network", "prune", "-f", "--filter", "until=1h",
+                             check=True).stdout
+        assert "sp-net2" not in out  # younger than an hour
+        palletd.pallet("network", "prune", "-f", check=True)
+        assert palletd.docker("network", "inspect", "sp-net2").returncode != 0
+    finally:
+        palletd.docker("rm", "-f", "sp-tmp", "sp-keep")
+        palletd.docker("network", "rm", "sp-net", "sp-net2")

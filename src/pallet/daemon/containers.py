@@ -37,6 +37,7 @@ from pallet.daemon.config import Config
 from pallet.daemon.events import Events
 from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
+from pallet.daemon.labels import label_matches
 from pallet.daemon.mounts import views as mount_views
 from pallet.daemon.networks import Networks
 from pallet.daemon.sandbox import Sandboxes
@@ -955,11 +956,9 @@ class Containers:
 
 def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
     cfg = c.rec["Config"]
-    labels = cfg.get("Labels") or {}
 
     def label_ok(v: str) -> bool:
-        k, sep, val = v.partition("=")
-        return k in labels and (not sep or labels[k] == val)
+        return label_matches(cfg.get("Labels"), v)
 
     checks: dict[str, Callable[[str], bool]] = {
         "id": lambda v: c.id.startswith(v),

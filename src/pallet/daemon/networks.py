@@ -28,6 +28,7 @@ import socket
 import subprocess
 from typing import Any
 
+from pallet.daemon.labels import label_matches
 from pallet.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pallet.network import config as netconfig
 from pallet.network import dns, netns
@@ -262,8 +263,7 @@ class Networks:
             if key == "scope":
                 return v == "local"
             if key == "label":
-                k, sep, val = v.partition("=")
-                return k in n.rec["Labels"] and (not sep or n.rec["Labels"][k] == val)
+                return label_matches(n.rec["Labels"], v)
             if key == "dangling":
                 return True  # decided by the caller, who knows the containers
             raise InvalidArgument(f"invalid filter '{key}'")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pallet.daemon import mounts as _mounts
 from pallet.daemon.events import Events
+from pallet.daemon.labels import label_matches
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, SystemError_
 from pallet.runtime.state import write_atomic
 
@@ -62,12 +63,6 @@ def _size(path: str) -> int:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size
     return total
-
-
-def label_matches(labels: dict[str, str], expr: str) -> bool:
-    """`key` or `key=value`, as docker's label filters."""
-    k, sep, v = expr.partition("=")
-    return k in labels and (not sep or labels[k] == v)
 
 
 def check_driver_opts(opts: dict[str, str]) -> None:

@@ -118,13 +118,15 @@ def disconnect_cmd(ctx: cmdline.Context, force: bool, net: str, container: str) 
 
 @network.command("prune", context_settings=CMD)
 @cmdline.option("-f", "--force", is_flag=True, help="do not ask")
+@cmdline.option("--filter", "filters", multiple=True, help="until=<time>, label[!]=<k[=v]>")
 @cmdline.pass_context
-def prune_cmd(ctx: cmdline.Context, force: bool) -> None:
+def prune_cmd(ctx: cmdline.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
     if not force:
         cmdline.confirm("WARNING! This will remove all custom networks not used by at least "
                         "one container.\nAre you sure you want to continue?", abort=True)
-    deleted = client(ctx).post("/networks/prune").get("NetworksDeleted") or []
+    deleted = client(ctx).post("/networks/prune", filters=_filters(filters)).get(
+        "NetworksDeleted") or []
     if deleted:
         cmdline.echo("Deleted Networks:")
         for n in deleted:

@@ -219,22 +219,36 @@ def df_cmd(ctx: cmdline.Context, fmt: str | None) -> None:
 @cmdline.option("-a", "--all", "all_", is_flag=True, help="remove all unused images")
 @cmdline.option("-f", "--force", is_flag=True, help="do not prompt")
 @cmdline.option("--volumes", is_flag=True, help="remove unused volumes too")
+@cmdline.option("--filter", "filters", multiple=True, help="until=<time>, label[!]=<k[=v]>")
 @cmdline.pass_context
-def prune_cmd(ctx: cmdline.Context, all_: bool, force: bool, volumes: bool) -> None:
-    """Remove stopped containers, unused images (with -a), unused volumes (with --volumes)
-    and unreferenced content."""
+def prune_cmd(ctx: cmdline.Context, all_: bool, force: bool, volumes: bool,
+              filters: tuple[str, ...]) -> None:
+    """Remove stopped containers, unused networks, unused images (dangling ones, all with
+    -a), unused volumes (with --volumes) and unreferenced content, as docker does."""
+    from pallet.cli.pallet.containers import _filters
+
     if not force:
-        cmdline.confirm("This will remove all stopped containers"
+        cmdline.confirm("This will remove all stopped containers, all networks not used by "
+                        "a container"
                         + (", all volumes not used by a container" if volumes else "")
                         + (" and all images without a container" if all_ else "")
                         + ". Are you sure you want to continue?", abort=True)
+    f = _filters(filters) or {}
     c = client(ctx)
-    cs = c.post("/containers/prune")
-    vs = c.post("/volumes/prune") if volumes else {}
-    ims = c.post("/images/prune", filters={"dangling": ["false" if all_ else "true"]})
+    cs = c.post("/containers/prune", filters=f or None)
+    ns = c.post("/networks/prune", filters=f or None)
+    # volumes take the label filters only
+    vf = {k: v for k, v in f.items() if k.startswith("label")}
+    vs = c.post("/volumes/prune", filters=vf or None) if volumes else {}
+    ims = c.post("/images/prune", filters={**f, "dangling": ["false" if all_ else "true"]})
     if cs.get("ContainersDeleted"):
         cmdline.echo("Deleted Containers:")
         for x in cs["ContainersDeleted"]:
+            cmdline.echo(x)
+        cmdline.echo()
+    if ns.get("NetworksDeleted"):
+        cmdline.echo("Deleted Networks:")
+        for x in ns["NetworksDeleted"]:
             cmdline.echo(x)
         cmdline.echo()
     if vs.get("VolumesDeleted"):

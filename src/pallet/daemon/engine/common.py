@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from pallet.daemon.labels import label_matches
 from pallet.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -95,14 +96,10 @@ def prune_filter(f: dict[str, list[str]], keys: tuple[str, ...] = ("until", "lab
             raise InvalidArgument(f"invalid filter '{key}'")
     until = min((timestamp(u) for u in f.get("until", [])), default=None)
 
-    def has(labels: dict[str, str], want: str) -> bool:
-        k, sep, v = want.partition("=")
-        return k in labels and (not sep or labels[k] == v)
-
     def test(created: float, labels: dict[str, str]) -> bool:
         return ((until is None or created < until)
-                and all(has(labels, x) for x in f.get("label", []))
-                and not any(has(labels, x) for x in f.get("label!", [])))
+                and all(label_matches(labels, x) for x in f.get("label", []))
+                and not any(label_matches(labels, x) for x in f.get("label!", [])))
     return test
 
 

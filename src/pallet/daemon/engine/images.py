@@ -21,6 +21,7 @@ from pallet.daemon.engine.common import (
     send_json,
     stream_json,
 )
+from pallet.daemon.labels import label_matches
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images import reference
 from pallet.oci.image import Descriptor
@@ -55,9 +56,7 @@ def filter_images(out: list[dict[str, Any]], f: dict[str, list[str]]) -> list[di
         want = v.lower() in ("true", "1")
         out = [s for s in out if (not s["RepoTags"]) is want]
     for v in f.get("label", []):
-        k, sep, val = v.partition("=")
-        out = [s for s in out if k in (s.get("Labels") or {})
-               and (not sep or s["Labels"][k] == val)]
+        out = [s for s in out if label_matches(s.get("Labels"), v)]
     for v in f.get("before", []):
         t = anchor(v)
         out = [s for s in out if s["Created"] < t]
