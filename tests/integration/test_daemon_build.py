@@ -350,6 +350,7 @@ def test_add_from_a_url(palletd, ctx, tmp_path):
     served = tmp_path / "served"
     served.mkdir()
     (served / "hello.txt").write_text("hello from http\n")
+    (served / "my file.txt").write_text("spaced\n")
     arc = io.BytesIO()
     with tarfile.open(fileobj=arc, mode="w") as tf:
         ti = tarfile.TarInfo("inside.txt")
@@ -361,7 +362,7 @@ def test_add_from_a_url(palletd, ctx, tmp_path):
     with serve_directory(str(served)) as base:
         (ctx / "Dockerfile").write_text(
             f"FROM busybox\nADD {base}/hello.txt /opt/\nADD {base}/arch.tar /opt/\n"
-            f"ADD {base}/hello.txt /opt/renamed\n"
+            f"ADD {base}/hello.txt /opt/renamed\nADD {base}/my%20file.txt /opt/\n"
             "CMD stat -c '%n %a %Y' /opt/hello.txt /opt/arch.tar /opt/renamed; "
             "cat /opt/renamed; ls /opt\n")
         p = build(palletd, "-t", "fromurl:1", str(ctx))
@@ -371,7 +372,8 @@ def test_add_from_a_url(palletd, ctx, tmp_path):
         assert out[0] == "/opt/hello.txt 600 1600000000", out
         assert out[1].startswith("/opt/arch.tar 600 "), out  # a file, not unpacked
         assert out[2].startswith("/opt/renamed 600 1600000000"), out
-        assert out[3:] == ["hello from http", "arch.tar", "hello.txt", "renamed"], out
+        assert out[3:] == ["hello from http", "arch.tar", "hello.txt", "my file.txt",
+                           "renamed"], out
         for line, msg in ((f"ADD {base}/nosuch.txt /opt/",
                            f"failed to GET {base}/nosuch.txt with status 404"),
                           (f"COPY {base}/hello.txt /opt/", "source can't be a URL for COPY"),

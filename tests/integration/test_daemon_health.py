@@ -66,9 +66,12 @@ def test_probe_states_ps_events_and_restart_of_palletd(palletd):
         palletd.docker("exec", "hc", "rm", "/tmp/ok", check=True)
         wait_status(palletd, "hc", "unhealthy")
         # a stop ends the probes; a start begins again from "starting"
+        palletd.docker("exec", "hc", "sh", "-c", "echo fine > /tmp/ok", check=True)
+        wait_status(palletd, "hc", "healthy")
         palletd.docker("stop", "-t", "0", "hc", check=True)
         n = len(health(palletd, "hc")["Log"])
         stopped = health(palletd, "hc")
+        assert stopped["Status"] == "unhealthy"  # dockerd's word for a stopped monitor
         time.sleep(0.6)
         assert health(palletd, "hc") == stopped and len(stopped["Log"]) == n
         palletd.docker("start", "hc", check=True)

@@ -121,6 +121,17 @@ def test_memory_cpuset_and_cgroup_placement(palletd):
         ns = palletd.docker("exec", "knobs", "readlink", "/proc/self/ns/cgroup",
                             check=True).stdout.strip()
         assert ns != os.readlink("/proc/self/ns/cgroup")
+        # the verbs that read the container's cgroups find it under its parent
+        assert "sleep 60" in palletd.docker("top", "knobs", check=True).stdout
+        mem = palletd.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", "knobs",
+                             check=True).stdout
+        assert mem.strip().endswith("/ 64MiB") and not mem.startswith("0B"), mem
+        palletd.docker("pause", "knobs", check=True)
+        assert palletd.inspect("knobs")["State"]["Status"] == "paused"
+        palletd.kill()
+        palletd.start()
+        assert palletd.inspect("knobs")["State"]["Status"] == "paused"  # found frozen
+        palletd.docker("unpause", "knobs", check=True)
     finally:
         palletd.docker("rm", "-f", "knobs")
         for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):

@@ -30,7 +30,7 @@ def _bytes(text: str) -> float:
 def _cgroup_file(cid: str, controller: str, v1: str, v2: str) -> str:
     from pallet.daemon.stats import cgroup_paths
 
-    paths = cgroup_paths(cid)
+    paths = cgroup_paths({"Id": cid, "HostConfig": {}})
     for name, path in paths.items():
         if controller in name.split(","):
             with open(os.path.join(path, v1)) as f:

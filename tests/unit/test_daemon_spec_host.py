@@ -35,6 +35,9 @@ def test_resources_of_a_new_container():
     assert res["devices"][-1] == {"allow": True, "type": "c", "major": 10, "minor": 237,
                                   "access": "r"}
     assert spec.resources({"MemorySwappiness": -1}).get("memory") is None
+    assert spec.resources({"MemorySwap": -1}).get("memory") is None  # nothing to limit
+    assert spec.resources({"Memory": 64 << 20, "MemorySwap": -1})["memory"] == {
+        "limit": 64 << 20, "swap": -1}
     assert spec.resources({"Privileged": True})["devices"] == [{"allow": True,
                                                                 "access": "rwm"}]
 
@@ -60,6 +63,12 @@ def test_host_devices():
     ({"IpcMode": "weird"}, "invalid IPC mode: weird"),
     ({"PidMode": "container:"}, "invalid PID mode"),
     ({"CgroupParent": "a/../../b"}, "may not contain '..'"),
+    ({"Memory": 1 << 20}, "Minimum memory limit allowed is 6MB"),
+    ({"MemorySwap": 1 << 30}, "always set the Memory limit when using Memoryswap"),
+    ({"Memory": 1 << 30, "MemorySwap": 1 << 29}, "Minimum memoryswap limit should be larger"),
+    ({"Memory": 1 << 30, "MemoryReservation": 1 << 31}, "can not be less than memory "
+     "reservation"),
+    ({"OomScoreAdj": "high"}, "HostConfig.OomScoreAdj must be an integer"),
 ])
 def test_check_host_refuses_as_dockerd(host, message, monkeypatch):
     # a host with block I/O weights (where they are not, dockerd drops them first)

@@ -23,8 +23,9 @@ def _files(d, files: dict[str, str]) -> str:
 
 
 def _sampler(paths: dict[str, str], monkeypatch) -> st.Sampler:
-    monkeypatch.setattr(st, "cgroup_paths", lambda cid: paths)
-    return st.Sampler("/web", "c" * 64, os.getpid(), with_network=True)
+    monkeypatch.setattr(st, "cgroup_paths", lambda rec: paths)
+    return st.Sampler("/web", {"Id": "c" * 64, "HostConfig": {}}, os.getpid(),
+                      with_network=True)
 
 
 def test_v1_sample(tmp_path, monkeypatch):

@@ -134,3 +134,18 @@ def test_default_retries_is_three():
         assert c.state["Health"]["Status"] == "starting", i
         _record(h, c, {}, 1)
     assert c.state["Health"]["Status"] == "unhealthy"
+
+
+@pytest.mark.parametrize(("started_ago", "status", "want"), [
+    (10, "starting", 5),     # within the start period: the start interval
+    (57, "starting", 3),     # but never past the period's end
+    (10, "healthy", 30),     # healthy already: the interval (the period is 50 s off)
+    (58, "healthy", 2),
+    (70, "starting", 30),    # after the period: the interval
+])
+def test_interval_to_the_next_probe(started_ago, status, want):
+    c = _C(started_ago)
+    c.state["Health"]["Status"] = status
+    hc = {"StartPeriod": 60 * S, "Interval": 30 * S}
+    got = health.Health(_Containers(), None)._interval(c, hc)  # type: ignore[arg-type]
+    assert abs(got - want) < 0.5, got

@@ -615,16 +615,10 @@ class Builder:
         groups = [(self.ctx, [x for s in local for x in self.ctx.sources(s, f"{what} failed")],
                    what == "ADD")] if local else []
         for i, url in enumerate(urls):  # downloaded each time; the content keys the cache
-            try:
-                name = remote.filename(url)
-            except InvalidArgument:
-                if dir_dest:
-                    raise
-                name = posixpath.basename(dest_path)  # the destination names the file
             self.out(f"Downloading {url}\n")
-            d = os.path.join(self.scratch, f"add-{self.step}-{i}")
-            remote.download(url, d, name)
-            groups.append((Context(d), [Source(name, os.path.join(d, name), name)], False))
+            path = remote.download(url, os.path.join(self.scratch, f"add-{self.step}-{i}"))
+            name = os.path.basename(path)
+            groups.append((Context(os.path.dirname(path)), [Source(name, path, name)], False))
         count = sum(len(g[1]) for g in groups)
         if count > 1 and not dir_dest:
             raise InvalidArgument(f"When using {what} with more than one source file, the "

@@ -45,6 +45,8 @@ _DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
 def merge(user: dict[str, Any] | None, image: dict[str, Any] | None) -> dict[str, Any] | None:
     """The container's Healthcheck: its own fields, the image's where it sets none (an
     empty Test inherits the image's test; `--no-healthcheck` is Test ["NONE"])."""
+    if user is not None and not isinstance(user, dict):
+        raise InvalidArgument("Healthcheck must be a JSON object")
     if not user:
         return dict(image) if image else None
     out = dict(user)
@@ -171,21 +173,26 @@ class Health:
         self.monitors[c.id] = self.containers.spawn(self._monitor(c))
 
     def unwatch(self, c: Container) -> None:
+        """The container stopped: no more probes, and, as dockerd says it "for
+        compatibility reasons", unhealthy from now on (no event)."""
         t = self.monitors.pop(c.id, None)
         if t is not None:
             t.cancel()
+            if c.state.get("Health"):
+                c.state["Health"]["Status"] = UNHEALTHY
+                self.containers.save(c)
 
     def _interval(self, c: Container, hc: dict[str, Any]) -> float:
+        """The time to the next probe: the start interval while starting within the start
+        period, else the interval; never past the start period's end."""
         interval = _ns(hc, "Interval", DEFAULT_INTERVAL)
         start_period = _ns(hc, "StartPeriod", 0)
         elapsed = time.time() - parse_time(c.state["StartedAt"])
         if elapsed >= start_period:
             return interval
-        if start_period - elapsed < interval:
-            return start_period - elapsed
         if c.state["Health"]["Status"] == STARTING:
-            return _ns(hc, "StartInterval", DEFAULT_START_INTERVAL)
-        return interval
+            interval = _ns(hc, "StartInterval", DEFAULT_START_INTERVAL)
+        return min(interval, start_period - elapsed)
 
     async def _monitor(self, c: Container) -> None:
         hc = c.rec["Config"].get("Healthcheck") or {}

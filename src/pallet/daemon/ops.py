@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pallet.cgroups import Manager
-from pallet.daemon.spec import linux_resources
+from pallet.daemon.spec import MIN_MEMORY, linux_resources
 from pallet.daemon.stats import cgroup_paths
 from pallet.errors import (
     AlreadyExists,
@@ -30,7 +30,6 @@ from pallet.errors import (
 if TYPE_CHECKING:
     from pallet.daemon.containers import Container, Containers
 
-MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
 
 
 async def _runtime(cs: Containers, c: Container, *argv: str) -> None:
@@ -90,13 +89,13 @@ async def thaw_after_signal(cs: Containers, c: Container, signum: int) -> None:
             return
     rc, _, _ = await cs.runtime(c, "resume", c.id)
     # a runtime whose `kill --all` thaws on its own (runc) has nothing left to resume
-    if rc == 0 or not Manager(cgroup_paths(c.id)).frozen():
+    if rc == 0 or not Manager(cgroup_paths(c.rec)).frozen():
         _thawed(cs, c)
 
 
 def recovered_paused(c: Container) -> bool:
     """Whether a running container found by a restarted palletd is frozen."""
-    return Manager(cgroup_paths(c.id)).frozen()
+    return Manager(cgroup_paths(c.rec)).frozen()
 
 
 # --- rename -----------------------------------------------------------------------------
@@ -202,11 +201,11 @@ PS_EF_TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
-def container_pids(cid: str) -> list[int]:
+def container_pids(rec: dict[str, Any]) -> list[int]:
     """The processes of the container's cgroup: the v1 pids (or another v1) hierarchy when
     there is one (runtimes need not join the unified one of a hybrid host, nor named
     hierarchies), else the v2 tree."""
-    paths = cgroup_paths(cid)
+    paths = cgroup_paths(rec)
     for name in sorted(paths, key=lambda n: (n == "", "pids" not in n.split(","),
                                              n.startswith("name="))):
         try:
@@ -286,7 +285,7 @@ def ps_ef_row(pid: int, boot: float, now: float) -> list[str] | None:
 async def top(cs: Containers, c: Container, ps_args: str) -> dict[str, Any]:
     if not c.running:
         raise FailedPrecondition(f"Container {c.id} is not running")
-    pids = container_pids(c.id)
+    pids = container_pids(c.rec)
     if ps_args.strip() in ("", "-ef"):
         boot, now = _boot_time(), time.time()
         rows = [r for r in (ps_ef_row(p, boot, now) for p in pids) if r is not None]

@@ -18,6 +18,7 @@ from typing import Any
 
 from pallet.daemon import mounts as _mounts
 from pallet.daemon.sandbox import hostname_of
+from pallet.daemon.stats import cgroups_path
 from pallet.errors import InvalidArgument
 from pallet.images.bundle import read_db, resolve_user, runtime_config
 from pallet.linux.caps import NAMES as ALL_CAPS
@@ -184,6 +185,8 @@ def resources(host: dict[str, Any], rules: list[dict[str, Any]] | None = None
               ) -> dict[str, Any]:
     """A new container's linux.resources; `rules` are its own devices' cgroup rules."""
     res = linux_resources(host)
+    if not host.get("Memory"):
+        res.get("memory", {}).pop("swap", None)  # -1 alone: nothing to limit
     if host.get("CpuQuota") and not host.get("CpuPeriod"):
         res["cpu"]["period"] = CPU_PERIOD
     mem = res.get("memory", {})
@@ -193,6 +196,8 @@ def resources(host: dict[str, Any], rules: list[dict[str, Any]] | None = None
         mem["disableOOMKiller"] = True
     if mem:
         res["memory"] = mem
+    else:
+        res.pop("memory", None)
     if res.get("pids", {}).get("limit") == -1:
         del res["pids"]
     blkio = block_io(host)
@@ -211,7 +216,7 @@ _RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
 
 def device_cgroup_rule(text: str) -> dict[str, Any]:
     """`--device-cgroup-rule 'c 1:3 mr'` as a linux.resources.devices entry."""
-    m = _RULE.match(text.strip())
+    m = _RULE.match(text.strip()) if isinstance(text, str) else None
     if not m:
         raise InvalidArgument(f"invalid device cgroup format '{text}'")
     rule: dict[str, Any] = {"allow": True, "type": m.group(1), "access": m.group(4)}
@@ -316,6 +321,28 @@ def block_io(host: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
+
+
+def _check_memory(host: dict[str, Any]) -> None:
+    """dockerd's memory checks at create."""
+    memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
+    reservation = host.get("MemoryReservation") or 0
+    if 0 < memory < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if swap > 0 and not memory:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap "
+                              "limit, see usage")
+    if memory and swap > 0 and swap < memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, "
+                              "see usage")
+    if 0 < reservation < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory reservation allowed is 6MB")
+    if memory and reservation > memory:
+        raise InvalidArgument("Minimum memory limit can not be less than memory reservation "
+                              "limit, see usage")
+
+
 def check_host(host: dict[str, Any]) -> list[str]:
     """dockerd's checks of HostConfig fields at create (the paths are looked at on start);
     the warnings dockerd gives for what it accepts and drops (the fields are cleared)."""
@@ -337,6 +364,12 @@ def check_host(host: dict[str, Any]) -> list[str]:
         host["BlkioWeight"], host["BlkioWeightDevice"] = 0, []
         warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
                         "mounted. Weight discarded.")
+    for key in ("OomScoreAdj", "MemorySwappiness", "BlkioWeight", "Memory", "MemorySwap",
+                "MemoryReservation", "ShmSize"):
+        v = host.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise InvalidArgument(f"HostConfig.{key} must be an integer")
+    _check_memory(host)
     adj = int(host.get("OomScoreAdj") or 0)
     if not -1000 <= adj <= 1000:
         raise InvalidArgument(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")
@@ -347,9 +380,18 @@ def check_host(host: dict[str, Any]) -> list[str]:
     if bw and not 10 <= bw <= 1000:
         raise InvalidArgument("Range of blkio weight is from 10 to 1000")
     for d in host.get("Devices") or []:
-        perms = d.get("CgroupPermissions") or "rwm"
+        if not isinstance(d, dict):
+            raise InvalidArgument(f"invalid device specification: {d!r}")
+        perms = str(d.get("CgroupPermissions") or "rwm")
         if not d.get("PathOnHost") or set(perms) - set("rwm"):
             raise InvalidArgument(f"invalid device specification: {d}")
+        inside = str(d.get("PathInContainer") or d["PathOnHost"])
+        if not inside.startswith("/"):
+            raise InvalidArgument(f"{inside} is not an absolute path")
+    for key in ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+                "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps"):
+        if not all(isinstance(e, dict) for e in host.get(key) or []):
+            raise InvalidArgument(f"HostConfig.{key} must be a list of objects")
     for r in host.get("DeviceCgroupRules") or []:
         device_cgroup_rule(r)
     if host.get("CgroupnsMode") not in (None, "", "host", "private"):
@@ -461,8 +503,7 @@ def build(image: ImageConfig, rec: dict[str, Any], rootfs: str, *,
     if devices:
         linux["devices"] = [*linux.get("devices", []), *devices]
     linux["resources"] = resources(host, rules)
-    parent = (host.get("CgroupParent") or "pallet").strip("/")
-    linux["cgroupsPath"] = f"/{parent}/{rec['Id']}"
+    linux["cgroupsPath"] = cgroups_path(rec)
     if host.get("Sysctls"):
         linux["sysctl"] = {str(k): str(v) for k, v in host["Sysctls"].items()}
     drop_ns = set()

@@ -28,10 +28,16 @@ _NET_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes",
                "tx_packets", "tx_errors", "tx_dropped")
 
 
-def cgroup_paths(container_id: str) -> dict[str, str]:
-    """The container's cgroup directories: palletd gives every container the absolute
-    cgroupsPath /pallet/<id> (spec.build), which runc and pallet-runtime resolve alike."""
-    return Manager.for_config(f"/pallet/{container_id}", container_id).paths
+def cgroups_path(rec: dict[str, Any]) -> str:
+    """The absolute cgroupsPath palletd gives a container: /<CgroupParent, or pallet>/<id>
+    (which runc and pallet-runtime resolve alike)."""
+    parent = (rec["HostConfig"].get("CgroupParent") or "pallet").strip("/")
+    return f"/{parent}/{rec['Id']}"
+
+
+def cgroup_paths(rec: dict[str, Any]) -> dict[str, str]:
+    """The container's cgroup directories."""
+    return Manager.for_config(cgroups_path(rec), rec["Id"]).paths
 
 
 def machine_memory() -> int:
@@ -102,10 +108,11 @@ def zero(name: str, cid: str) -> dict[str, Any]:
 class Sampler:
     """Consecutive samples of one container: each carries the one before it as pre*."""
 
-    def __init__(self, name: str, cid: str, pid: int, with_network: bool) -> None:
-        self.name, self.id, self.pid = name, cid, pid
+    def __init__(self, name: str, rec: dict[str, Any], pid: int, with_network: bool
+                 ) -> None:
+        self.name, self.id, self.pid = name, rec["Id"], pid
         self.with_network = with_network
-        self.paths = cgroup_paths(cid)
+        self.paths = cgroup_paths(rec)
         self.mem_total = machine_memory()
         self.online = os.sysconf("SC_NPROCESSORS_ONLN")
         self.prev: dict[str, Any] | None = None

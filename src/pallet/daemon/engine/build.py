@@ -75,23 +75,24 @@ def _options(request: web.Request) -> BuildOptions:
         except PalletError as e:
             raise InvalidArgument(f"invalid reference format: {t}: {e}") from None
     network = NETWORKS.get(q.get("networkmode") or "", q.get("networkmode") or "")
+    net = None
     if network not in ("none", "host"):
         try:
-            n = daemon(request).networks.get(network)
+            net = daemon(request).networks.get(network)
         except NotFound:
             raise InvalidArgument(f"networkmode {network!r}: no such network") from None
-        if n.driver != "bridge":
+        if net.driver != "bridge":
             raise InvalidArgument(f"network {network!r} cannot be used by a build (driver "
-                                  f"{n.driver})")
+                                  f"{net.driver})")
     return BuildOptions(
         dockerfile=q.get("dockerfile") or "Dockerfile", tags=tags,
         build_args=_json_map(request, "buildargs"), no_cache=qbool(request, "nocache"),
         target=q.get("target") or None,
         labels={str(k): str(v) for k, v in _json_map(request, "labels").items()},
-        run=_limits(request, network))
+        run=_limits(request, network, net))
 
 
-def _limits(request: web.Request, network: str) -> RunLimits:
+def _limits(request: web.Request, network: str, net: Any) -> RunLimits:
     """RUN's resources, as docker's query parameters name them."""
     res: dict[str, Any] = {}
     memory, swap = qint(request, "memory"), qint(request, "memswap")
@@ -109,18 +110,20 @@ def _limits(request: web.Request, network: str) -> RunLimits:
         if ":" not in h:
             raise InvalidArgument(f"invalid extra host {h!r}: want name:ip")
     return RunLimits(network, res, qint(request, "shmsize") or None, hosts,
-                     _attacher(daemon(request)))
+                     _attacher(daemon(request), net) if net is not None else None)
 
 
-def _attacher(d: Any) -> Callable[[str, str], Attached]:
-    """RUN steps on a network: a pinned netns with one CNI ADD, DEL and gone after the
-    step (a crash in between leaves a cached result palletd releases when it comes back)."""
+def _attacher(d: Any, n: Any) -> Callable[[str, str], Attached]:
+    """RUN steps on network `n` (looked up on the event loop, before the build: the build's
+    thread does not walk palletd's tables): a pinned netns with one CNI ADD, DEL and gone
+    after the step (a crash in between leaves a cached result palletd releases when it
+    comes back)."""
 
     def attach(network: str, step: str) -> Attached:
         from pallet.daemon.networks import resolv_text
         from pallet.network import netns
+        from pallet.network.cni import Attachment
 
-        n = d.networks.get(network)
         path = d.networks.netns_path(step)
         netns.remove(path)
         netns.create(path)
@@ -131,9 +134,9 @@ def _attacher(d: Any) -> Callable[[str, str], Attached]:
             raise
 
         def release() -> None:
-            try:
-                d.networks.detach(step, path, n.name, "eth0")
-            except PalletError as e:
+            try:  # the list ADD ran, from the result cache
+                d.networks.cni.delete(None, Attachment(step, path, "eth0"), network=n.name)
+            except Exception as e:  # a plugin's failure or hang must not hide the step's
                 log.warning("CNI DEL of build step %s: %s", step[:12], e)
             finally:
                 netns.remove(path)

@@ -133,8 +133,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     since = timestamp(request.query["since"]) if request.query.get("since") else 0.0
     until = timestamp(request.query["until"]) if request.query.get("until") else 0.0
     timestamps = qbool(request, "timestamps")
-    if not c.rec["LogPath"]:  # the none driver
-        raise InvalidArgument("configured logging driver does not support reading")
+    if not c.rec["LogPath"]:  # the none driver; dockerd's "not implemented"
+        return reply({"message": "configured logging driver does not support reading"}, 501)
     resp = web.StreamResponse(status=200)
     resp.enable_chunked_encoding()
     await resp.prepare(request)

@@ -43,8 +43,10 @@ def filter_images(out: list[dict[str, Any]], f: dict[str, list[str]]) -> list[di
         if key not in ("dangling", "label", "before", "since", "reference"):
             raise InvalidArgument(f"invalid filter '{key}'")
 
+    everything = list(out)
+
     def anchor(ref: str) -> float:
-        for s in out:
+        for s in everything:
             if ref in s["RepoTags"] or ref + ":latest" in s["RepoTags"] or \
                     s["Id"].removeprefix("sha256:").startswith(ref.removeprefix("sha256:")):
                 return s["Created"]
@@ -263,10 +265,14 @@ async def auth(request: web.Request) -> web.Response:
     from pallet.registry.client.errors import RequestError
 
     b = await body(request)
+    if not isinstance(b, dict):
+        raise InvalidArgument("the body must be a JSON object")
     server = str(b.get("serveraddress") or "")
     registry = server.split("://", 1)[-1].split("/", 1)[0]
     if not registry:
         raise InvalidArgument("serveraddress is required")
+    if registry in ("index.docker.io", "registry-1.docker.io"):  # the CLI's default
+        registry = "docker.io"
     if b.get("identitytoken"):
         creds = Credentials("<token>", str(b["identitytoken"]))
     else:

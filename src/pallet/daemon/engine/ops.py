@@ -21,7 +21,7 @@ def _container(request: web.Request):
 
 
 def _sampler(c: Any) -> Sampler:
-    return Sampler("/" + c.name, c.id, int(c.state["Pid"]),
+    return Sampler("/" + c.name, c.rec, int(c.state["Pid"]),
                    with_network=c.rec["HostConfig"].get("NetworkMode") != "host")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 from pallet.content.labels import GC_ROOT
 from pallet.content.local import LocalStore, LocalWriter, write_blob
@@ -38,6 +39,18 @@ SOURCE_LABEL = "containerd.io/distribution.source."
 _BATCH = 1 << 20
 FOREIGN = frozenset({mt.IMAGE_LAYER_NONDISTRIBUTABLE, mt.IMAGE_LAYER_NONDISTRIBUTABLE_GZIP,
                      mt.IMAGE_LAYER_NONDISTRIBUTABLE_ZSTD, mt.DOCKER_FOREIGN_LAYER_GZIP})
+
+
+async def read_capped(resp: Any, limit: int) -> bytes:
+    """The body, or its first limit+1 bytes (enough to tell it is too large): one read()
+    returns only what has arrived so far."""
+    buf = bytearray()
+    while len(buf) <= limit:
+        part = await resp.content.read(limit + 1 - len(buf))
+        if not part:
+            break
+        buf += part
+    return bytes(buf)
 
 
 def source_label(host: str) -> str:
@@ -72,7 +85,7 @@ class Fetcher:
         async with resp:
             if (resp.content_length or 0) > MAX_MANIFEST:
                 raise InvalidArgument(f"manifest {ref}: larger than {MAX_MANIFEST} bytes")
-            data = await resp.content.read(MAX_MANIFEST + 1)
+            data = await read_capped(resp, MAX_MANIFEST)
             if len(data) > MAX_MANIFEST:
                 raise InvalidArgument(f"manifest {ref}: larger than {MAX_MANIFEST} bytes")
             header = resp.headers.get(DIGEST_HEADER)
@@ -98,7 +111,7 @@ class Fetcher:
         resp = await self.t.request("GET", f"/{self.repo}/blobs/{desc.digest}",
                                     scopes=self.scopes)
         async with resp:
-            data = await resp.content.read(limit + 1)
+            data = await read_capped(resp, limit)
         if len(data) != desc.size or \
                 _digest.from_bytes(data, desc.digest.algorithm) != desc.digest:
             raise InvalidArgument(f"blob {desc.digest}: content does not match its "
