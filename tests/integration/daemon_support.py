@@ -268,9 +268,18 @@ def _free_bridge() -> tuple[str, str]:
     routes = host_routes()
     for _ in range(200):
         sub = ipaddress.ip_network(f"10.214.{random.randrange(256)}.0/24")
-        if not any(sub.overlaps(r) for r in routes):
-            return f"pt{os.getpid() % 100000}{random.randrange(1000)}", str(sub)
+        name = f"pt{os.getpid() % 100000}{random.randrange(1000)}"
+        # two daemons of one module are alive together: neither name nor subnet may be
+        # one handed out already (a bridge of another subnet fails the ADD)
+        if any(sub.overlaps(r) for r in routes) or name in _HANDED_OUT or \
+                str(sub) in _HANDED_OUT or os.path.exists(f"/sys/class/net/{name}"):
+            continue
+        _HANDED_OUT.update((name, str(sub)))
+        return name, str(sub)
     raise RuntimeError("no free subnet in 10.214.0.0/16 for a test daemon")
+
+
+_HANDED_OUT: set[str] = set()
 
 
 def make_daemon(runtime: str = "pallet-runtime"):

@@ -59,6 +59,11 @@ def test_probe_states_ps_events_and_restart_of_palletd(palletd):
         assert "health_status: unhealthy" in ev and "health_status: healthy" in ev, ev
         assert ev.index("health_status: unhealthy") < ev.index("health_status: healthy")
         assert "exec_create: /bin/sh -c cat /tmp/ok" in ev, ev  # dockerd's words
+        # paused: unhealthy (dockerd stops the monitor); unpaused: probed back to healthy
+        palletd.docker("pause", "hc", check=True)
+        assert health(palletd, "hc")["Status"] == "unhealthy"
+        palletd.docker("unpause", "hc", check=True)
+        wait_status(palletd, "hc", "healthy")
         # palletd goes and comes back: the status stays, the probes go on
         palletd.kill()
         palletd.start()

@@ -182,6 +182,13 @@ class Health:
                 c.state["Health"]["Status"] = UNHEALTHY
                 self.containers.save(c)
 
+    def paused(self, c: Container) -> None:
+        """dockerd stops a paused container's monitor, which makes it unhealthy; the probes
+        (skipped while paused) bring it back once it is unpaused."""
+        if c.id in self.monitors and c.state.get("Health"):
+            c.state["Health"]["Status"] = UNHEALTHY
+            self.containers.save(c)
+
     def _interval(self, c: Container, hc: dict[str, Any]) -> float:
         """The time to the next probe: the start interval while starting within the start
         period, else the interval; never past the start period's end."""

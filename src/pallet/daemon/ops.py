@@ -57,6 +57,8 @@ async def pause(cs: Containers, c: Container) -> None:
             raise FailedPrecondition(f"Container {c.id} is already paused")
         await _runtime(cs, c, "pause", c.id)
         c.state.update(Paused=True, Status="paused")
+        if cs.health is not None:
+            cs.health.paused(c)
         cs.save(c)
         cs.publish(c, "pause")
 
