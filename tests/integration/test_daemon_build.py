@@ -411,6 +411,42 @@ def test_run_reaches_the_host_through_the_default_bridge(palletd, ctx, tmp_path)
     palletd.docker("rmi", "fetched:1", check=True)
 
 
+def test_remote_contexts(palletd, tmp_path):
+    """A remote context: the docker CLI downloads a URL itself; docker-py has palletd do it
+    (`remote=`): a tar.gz context, or a plain-text Dockerfile that becomes a context of one
+    file; a failed download is an HTTP error."""
+    docker = pytest.importorskip("docker")
+    served = tmp_path / "served"
+    served.mkdir()
+    arc = io.BytesIO()
+    with tarfile.open(fileobj=arc, mode="w:gz") as tf:
+        for name, text in (("Dockerfile", "FROM busybox\nCOPY msg /msg\nCMD cat /msg\n"),
+                           ("msg", "from a remote context\n")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(text)
+            tf.addfile(ti, io.BytesIO(text.encode()))
+    (served / "ctx.tar.gz").write_bytes(arc.getvalue())
+    (served / "Dockerfile.txt").write_text("FROM busybox\nCMD [\"echo\", \"plain\"]\n")
+    c = docker.DockerClient(base_url=f"unix://{palletd.sock}", version="1.41")
+    try:
+        with serve_directory(str(served)) as base:
+            p = build(palletd, "-t", "remote:1", f"{base}/ctx.tar.gz")  # the CLI's download
+            assert p.returncode == 0, p.stderr
+            assert palletd.docker("run", "--rm", "remote:1", check=True).stdout == \
+                "from a remote context\n"
+            c.images.build(path=f"{base}/ctx.tar.gz", tag="remote:2")
+            assert c.containers.run("remote:2", remove=True) == b"from a remote context\n"
+            c.images.build(path=f"{base}/Dockerfile.txt", tag="remote:3")
+            assert c.containers.run("remote:3", remove=True) == b"plain\n"
+            with pytest.raises(docker.errors.APIError) as e:
+                c.images.build(path=f"{base}/nosuch.tar")
+            assert e.value.status_code == 400 and f"remote {base}/nosuch.tar: 404" in str(
+                e.value)
+    finally:
+        c.close()
+        palletd.docker("rmi", "remote:1", "remote:2", "remote:3")
+
+
 def test_docker_py_build(palletd, ctx):
     docker = pytest.importorskip("docker")
     write(ctx, {"Dockerfile": "FROM busybox\nARG WHO\nRUN echo \"built for $WHO\" > /who\n"
@@ -612,8 +648,8 @@ RUN grep -c nameserver /etc/resolv.conf > /dns; grep -w "$(hostname)" /etc/hosts
     assert bad[0] == 400 and "networkmode 'container:x': no such network" in bad[1]["message"]
     bad = palletd.api("POST", "/build?t=Not/Valid:tag")
     assert bad[0] == 400 and "invalid reference format" in bad[1]["message"]
-    bad = palletd.api("POST", "/build?remote=https://example.com/ctx.tar")
-    assert bad[0] == 400 and "remote build contexts are not supported" in bad[1]["message"]
+    bad = palletd.api("POST", "/build?remote=https://example.com/repo.git")
+    assert bad[0] == 400 and "git build contexts are not supported" in bad[1]["message"]
     bad = palletd.api("POST", "/build?buildargs=[1]")
     assert bad[0] == 400 and "buildargs must be a JSON object" in bad[1]["message"]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pallet.build import remote
 from pallet.build.builder import Builder, BuildOptions, BuildResult
 from pallet.build.cache import BuildCache
 from pallet.build.context import extract_tar
@@ -65,9 +66,11 @@ def _json_map(request: web.Request, name: str) -> dict[str, Any]:
 
 def _options(request: web.Request) -> BuildOptions:
     q = request.query
-    if q.get("remote"):
-        raise InvalidArgument("remote build contexts are not supported (no network access): "
-                              "send the context as the request body")
+    url = q.get("remote") or ""
+    if url and (remote.is_git(url) or not remote.is_url(url)):
+        raise InvalidArgument(f"remote {url!r}: git build contexts are not supported (clone "
+                              "the repository and build from it); a remote context is an "
+                              "http(s) URL of a tar archive or of a Dockerfile")
     tags = q.getall("t", [])
     for t in tags:
         try:
@@ -146,6 +149,38 @@ def _attacher(d: Any, n: Any) -> Callable[[str, str], Attached]:
     return attach
 
 
+async def _fetch_context(url: str, path: str, dockerfile: str) -> None:
+    """`docker build <http(s) URL>`: palletd downloads the context, as dockerd: a tar
+    archive (compressed or not), or a plain-text Dockerfile, which becomes a context of
+    that one file."""
+    import io
+    import tarfile
+
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
+            if r.status != 200:
+                raise InvalidArgument(f"remote {url}: {r.status} {r.reason or ''}".rstrip())
+            plain = r.content_type == "text/plain"
+            with open(path, "wb") as f:
+                async for chunk in r.content.iter_chunked(1 << 20):
+                    f.write(chunk)
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise InvalidArgument(f"remote {url}: {str(e) or type(e).__name__}") from None
+    if plain:
+        with open(path, "rb") as f:
+            text = f.read()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo(dockerfile)
+            ti.size, ti.mode = len(text), 0o644
+            tf.addfile(ti, io.BytesIO(text))
+        with open(path, "wb") as f:
+            f.write(buf.getvalue())
+
+
 def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if fut.done():
         return
@@ -181,9 +216,12 @@ async def build(request: web.Request) -> web.StreamResponse:
         # The context goes to a file first: reading the socket stays on the event loop, and
         # the tar is unpacked where the build runs.
         body = os.path.join(workdir, "context.tar")
-        with open(body, "wb") as f:
-            async for chunk in request.content.iter_chunked(1 << 20):
-                f.write(chunk)
+        if request.query.get("remote"):
+            await _fetch_context(request.query["remote"], body, opts.dockerfile)
+        else:
+            with open(body, "wb") as f:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    f.write(chunk)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
