@@ -294,12 +294,10 @@ def test_push_pull_local_registry(palletd, tmp_path):
 def test_login_then_push_and_pull_with_credentials(palletd, tmp_path):
     """`docker login` against Debian's docker-registry with htpasswd auth: palletd checks
     the credentials (POST /auth), the CLI stores them and sends them with push and pull."""
-    import bcrypt
-
-    from pallet.registry.testing import docker_registry
+    from pallet.registry.testing import docker_registry, write_htpasswd
 
     hp = tmp_path / "htpasswd"
-    hp.write_text("carol:" + bcrypt.hashpw(b"pw123", bcrypt.gensalt(rounds=5)).decode() + "\n")
+    write_htpasswd(hp, {"carol": "pw123"})
     with docker_registry(str(tmp_path / "reg"), htpasswd=str(hp)) as reg:
         host = reg.url.split("://", 1)[1]
         ref = f"{host}/private/bb:1"

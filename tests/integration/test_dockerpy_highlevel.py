@@ -82,12 +82,10 @@ def test_login_and_push_to_a_token_registry(client, tmp_path):
     them (X-Registry-Auth)."""
     import textwrap
 
-    import bcrypt
-
-    from pallet.registry.testing import pallet_registry
+    from pallet.registry.testing import pallet_registry, write_htpasswd
 
     hp = tmp_path / "htpasswd"
-    hp.write_text("dave:" + bcrypt.hashpw(b"d-pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    write_htpasswd(hp, {"dave": "d-pw"})
     cfg = tmp_path / "registry.toml"
     cfg.write_text(textwrap.dedent(f"""
         [auth]

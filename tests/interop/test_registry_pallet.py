@@ -9,7 +9,6 @@ import sys
 import textwrap
 import urllib.request
 
-import bcrypt
 import pytest
 
 from pallet.images.service import ImageService
@@ -17,7 +16,13 @@ from pallet.oci.image import Platform
 from pallet.registry.client.api import Options, pull, push
 from pallet.registry.client.credentials import Credentials
 from pallet.registry.client.transport import RequestError
-from pallet.registry.testing import BreakingProxy, free_port, pallet_registry, self_signed
+from pallet.registry.testing import (
+    BreakingProxy,
+    free_port,
+    pallet_registry,
+    self_signed,
+    write_htpasswd,
+)
 from pallet.testing import images as timages
 
 
@@ -89,8 +94,7 @@ def test_resume_through_broken_connection(registry, layouts, svc, tmp_path):
 def token_registry(tmp_path_factory):
     d = tmp_path_factory.mktemp("tokreg")
     hp = d / "htpasswd"
-    hp.write_text("".join(f"{u}:" + bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()
-                          + "\n" for u, p in (("alice", "a-pw"), ("bob", "b-pw"))))
+    write_htpasswd(hp, {"alice": "a-pw", "bob": "b-pw"})
     cfg = d / "registry.toml"
     cfg.write_text(textwrap.dedent(f"""
         [auth]

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import textwrap
 
-import bcrypt
 import pytest
 
 from pallet.images.service import ImageService
@@ -16,7 +15,12 @@ from pallet.registry.client.api import Options, pull, push
 from pallet.registry.client.credentials import Credentials
 from pallet.registry.client.transport import RequestError
 from pallet.registry.server.auth import token_ca
-from pallet.registry.testing import docker_registry, docker_registry_binary, pallet_registry
+from pallet.registry.testing import (
+    docker_registry,
+    docker_registry_binary,
+    pallet_registry,
+    write_htpasswd,
+)
 from pallet.testing import images as timages
 
 pytestmark = pytest.mark.skipif(docker_registry_binary() is None,
@@ -27,7 +31,7 @@ pytestmark = pytest.mark.skipif(docker_registry_binary() is None,
 def token_service(tmp_path_factory):
     d = tmp_path_factory.mktemp("tok")
     hp = d / "htpasswd"
-    hp.write_text("alice:" + bcrypt.hashpw(b"a-pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    write_htpasswd(hp, {"alice": "a-pw"})
     cfg = d / "registry.toml"
     cfg.write_text(textwrap.dedent(f"""
         [auth]

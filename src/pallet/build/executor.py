@@ -43,7 +43,7 @@ from pallet.images.service import ImageService
 from pallet.images.unpack import unpack
 from pallet.linux.paths import resolve_in_root
 from pallet.oci.image import ImageConfig
-from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES
+from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES, set_shm_size
 from pallet.snapshots.api import Mount, mount_all
 
 T = TypeVar("T")
@@ -329,10 +329,7 @@ class Executor:
 
         linux["seccomp"] = docker_default()
         if lim.shm_size:
-            for m in spec["mounts"]:
-                if m["destination"] == "/dev/shm":
-                    m["options"] = [o for o in m.get("options", [])
-                                    if not o.startswith("size=")] + [f"size={lim.shm_size}"]
+            set_shm_size(spec, lim.shm_size)
         hosts = LOCALHOST
         if attached is not None:
             for ns in linux["namespaces"]:

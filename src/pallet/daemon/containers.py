@@ -35,9 +35,9 @@ from pallet.daemon import logopts, ops
 from pallet.daemon import spec as _spec
 from pallet.daemon.config import Config
 from pallet.daemon.events import Events
+from pallet.daemon.filters import label_matches
 from pallet.daemon.humanize import human_duration
 from pallet.daemon.images import Images, parse_time
-from pallet.daemon.labels import label_matches
 from pallet.daemon.mounts import views as mount_views
 from pallet.daemon.networks import Networks
 from pallet.daemon.sandbox import Sandboxes
@@ -54,6 +54,7 @@ from pallet.errors import (
     SystemError_,
 )
 from pallet.oci.image import ImageConfig
+from pallet.oci.spec_default import SHM_SIZE
 from pallet.runtime.state import now_rfc3339
 from pallet.shim import wire
 
@@ -432,7 +433,7 @@ class Containers:
         path = self._shm_dir(c)
         if not os.path.ismount(path):
             os.makedirs(path, mode=0o700, exist_ok=True)
-            size = int(c.rec["HostConfig"].get("ShmSize") or _spec.DEFAULT_SHM_SIZE)
+            size = int(c.rec["HostConfig"].get("ShmSize") or SHM_SIZE)
             libc.mount("shm", path, "tmpfs", mnt.MS_NOSUID | mnt.MS_NODEV | mnt.MS_NOEXEC,
                        f"mode=1777,size={size}")
         return path

@@ -28,7 +28,7 @@ import socket
 import subprocess
 from typing import Any
 
-from pallet.daemon.labels import label_matches
+from pallet.daemon.filters import label_matches
 from pallet.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from pallet.network import config as netconfig
 from pallet.network import dns, netns

@@ -24,7 +24,7 @@ from pallet.images.bundle import read_db, resolve_user, runtime_config
 from pallet.linux.caps import NAMES as ALL_CAPS
 from pallet.linux.paths import resolve_in_root
 from pallet.oci.image import ImageConfig
-from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES
+from pallet.oci.spec_default import DOCKER_DEFAULT_CAPS, DOCKER_DEVICE_RULES, set_shm_size
 
 DEFAULT_CAPS = DOCKER_DEFAULT_CAPS
 DEFAULT_DEVICE_RULES = DOCKER_DEVICE_RULES
@@ -39,7 +39,6 @@ RLIMITS = {
 
 INIT_PATH = "/sbin/docker-init"
 CPU_PERIOD = 100_000
-DEFAULT_SHM_SIZE = 64 << 20
 
 
 def docker_init_binary() -> str | None:
@@ -554,8 +553,7 @@ def _shm(spec: dict[str, Any], ipc: str, size: int, shared: str | None) -> None:
         elif ipc == "host" or shared:
             spec["mounts"][i] = _bind(shared or "/dev/shm", "/dev/shm")
         elif size:
-            m["options"] = [o for o in m.get("options", []) if not o.startswith("size=")] + [
-                f"size={size}"]
+            set_shm_size(spec, size)
         return
 
 

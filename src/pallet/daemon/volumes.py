@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pallet.daemon import mounts as _mounts
 from pallet.daemon.events import Events
-from pallet.daemon.labels import label_matches
+from pallet.daemon.filters import label_matches, prune_filter
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, SystemError_
 from pallet.runtime.state import write_atomic
 
@@ -208,15 +208,10 @@ class Volumes:
         """API 1.41 (dockerd 20.10): every unused volume, named or anonymous. (From 1.42 on
         only anonymous ones unless the `all` filter is set; palletd speaks 1.41, and takes
         `all` as the no-op it is there.)"""
-        for key in filters:
-            if key not in ("label", "label!", "all"):
-                raise InvalidArgument(f"invalid filter '{key}'")
+        wanted = prune_filter(filters, ("label", "label!", "all"))
         deleted, reclaimed = [], 0
         for name, meta in sorted(self.vols.items()):
-            labels = meta.get("Labels") or {}
-            if not all(label_matches(labels, v) for v in filters.get("label", [])):
-                continue
-            if any(label_matches(labels, v) for v in filters.get("label!", [])):
+            if not wanted(0.0, meta.get("Labels") or {}):
                 continue
             if self.users(name):
                 continue

@@ -60,6 +60,17 @@ READONLY_PATHS = [
 ]
 
 
+SHM_SIZE = 64 << 20  # docker's /dev/shm
+
+
+def set_shm_size(spec: dict[str, Any], size: int) -> None:
+    """The /dev/shm tmpfs of `spec` `size` bytes large."""
+    for m in spec["mounts"]:
+        if m["destination"] == "/dev/shm":
+            m["options"] = [o for o in m.get("options", [])
+                            if not o.startswith("size=")] + [f"size={size}"]
+
+
 def default_spec(*, rootless: bool = False, terminal: bool = True) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -79,7 +90,7 @@ def default_spec(*, rootless: bool = False, terminal: bool = True) -> dict[str, 
             "destination": "/dev/shm",
             "type": "tmpfs",
             "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={SHM_SIZE // 1024}k"],
         },
         {
             "destination": "/dev/mqueue",

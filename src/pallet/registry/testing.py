@@ -21,6 +21,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
+def write_htpasswd(path: str | os.PathLike[str], users: dict[str, str]) -> str:
+    """An htpasswd file of bcrypt entries, at the cheapest cost (tests only)."""
+    import bcrypt
+
+    with open(path, "w") as f:
+        for user, password in users.items():
+            f.write(f"{user}:"
+                    + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
+    return str(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from pallet.daemon import archive as _archive
 from pallet.daemon.cp_helper import stat_path
-from pallet.daemon.engine.common import daemon, qbool, reply, send_json, stream_json
+from pallet.daemon.engine.common import daemon, fetch_url, qbool, reply, send_json, stream_json
 from pallet.daemon.images import familiar
 from pallet.errors import InvalidArgument, NotFound, PalletError
 
@@ -274,20 +274,11 @@ async def _spooled(request: web.Request, chunks: AsyncIterator[bytes] | None = N
 async def _fetched(url: str) -> AsyncIterator[bytes]:
     """`docker import <url>`: the file at an http(s) URL, fetched by the daemon as dockerd
     does."""
-    import aiohttp
-
     if not url.startswith(("http://", "https://")):
         raise InvalidArgument(f"fromSrc {url!r}: not a URL palletd can fetch (http or https), "
                               "nor - (the request body)")
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
-            if r.status != 200:
-                raise InvalidArgument(f"Get {url}: {r.status} {r.reason or ''}".rstrip())
-            async for chunk in r.content.iter_chunked(1 << 20):
-                yield chunk
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise InvalidArgument(f"Get {url}: {str(e) or type(e).__name__}") from None
+    async for chunk in fetch_url(url, "Get"):
+        yield chunk
 
 
 async def import_(request: web.Request) -> web.StreamResponse:

@@ -38,6 +38,7 @@ from pallet.build.executor import (
 )
 from pallet.daemon.engine.common import (
     daemon,
+    fetch_url,
     qbool,
     qint,
     query_json,
@@ -156,20 +157,11 @@ async def _fetch_context(url: str, path: str, dockerfile: str) -> None:
     import io
     import tarfile
 
-    import aiohttp
-
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
-            if r.status != 200:
-                raise InvalidArgument(f"remote {url}: {r.status} {r.reason or ''}".rstrip())
-            plain = r.content_type == "text/plain"
-            with open(path, "wb") as f:
-                async for chunk in r.content.iter_chunked(1 << 20):
-                    f.write(chunk)
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise InvalidArgument(f"remote {url}: {str(e) or type(e).__name__}") from None
-    if plain:
+    info: dict[str, str] = {}
+    with open(path, "wb") as f:
+        async for chunk in fetch_url(url, "remote", info):
+            f.write(chunk)
+    if info.get("content_type") == "text/plain":
         with open(path, "rb") as f:
             text = f.read()
         buf = io.BytesIO()

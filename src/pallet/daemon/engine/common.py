@@ -3,15 +3,12 @@ and chunked JSON streams."""
 
 from __future__ import annotations
 
-import datetime
 import json
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from pallet.daemon.labels import label_matches
 from pallet.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -62,45 +59,24 @@ def filters(request: web.Request) -> dict[str, list[str]]:
     return out
 
 
-def timestamp(value: str, now: float | None = None) -> float:
-    """A point in time as docker's API takes it (GetTimestamp): a Go duration before now
-    (`10m`, `1h30m`), Unix seconds (`1600000000.5`), or an RFC 3339 date or time."""
-    from pallet.build.dockerfile import parse_duration
+async def fetch_url(url: str, what: str, info: dict[str, str] | None = None
+                    ) -> AsyncIterator[bytes]:
+    """The body at an http(s) URL, fetched by palletd itself (`docker import <url>`, remote
+    build contexts, as dockerd); errors start with `what` and the URL; `info` gets the
+    response's content type."""
+    import aiohttp
 
-    now = time.time() if now is None else now
-    text = value.strip()
-    if text != "0":  # "0" is the epoch, not now
-        try:
-            return now - parse_duration(text) / 1e9
-        except ValueError:
-            pass
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        t = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(f"failed to parse value as time or duration: {value!r}"
-                              ) from None
-    return t.timestamp()  # without a zone: local time, as docker
-
-
-def prune_filter(f: dict[str, list[str]], keys: tuple[str, ...] = ("until", "label",
-                                                                    "label!")
-                 ) -> Callable[[float, dict[str, str]], bool]:
-    """docker's prune filters as a test of (created, labels): `until` (created before),
-    `label` (each must match, `key` or `key=value`) and `label!` (none may)."""
-    for key in f:
-        if key not in keys:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    until = min((timestamp(u) for u in f.get("until", [])), default=None)
-
-    def test(created: float, labels: dict[str, str]) -> bool:
-        return ((until is None or created < until)
-                and all(label_matches(labels, x) for x in f.get("label", []))
-                and not any(label_matches(labels, x) for x in f.get("label!", [])))
-    return test
+        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as r:
+            if r.status != 200:
+                raise InvalidArgument(f"{what} {url}: {r.status} {r.reason or ''}".rstrip())
+            if info is not None:
+                info["content_type"] = r.content_type
+            async for chunk in r.content.iter_chunked(1 << 20):
+                yield chunk
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise InvalidArgument(f"{what} {url}: {str(e) or type(e).__name__}") from None
 
 
 async def body(request: web.Request) -> dict[str, Any]:

@@ -14,15 +14,14 @@ from pallet.daemon.engine.common import (
     body,
     daemon,
     filters,
-    prune_filter,
     qbool,
     qint,
     reply,
     send_json,
     stream_json,
-    timestamp,
 )
 from pallet.daemon.engine.hijack import Hijacked
+from pallet.daemon.filters import prune_filter, timestamp
 from pallet.daemon.images import parse_time
 from pallet.daemon.keys import parse_detach_keys
 from pallet.daemon.logs import read as read_logs

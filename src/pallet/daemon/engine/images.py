@@ -15,13 +15,12 @@ from pallet.daemon.engine.common import (
     body,
     daemon,
     filters,
-    prune_filter,
     qbool,
     reply,
     send_json,
     stream_json,
 )
-from pallet.daemon.labels import label_matches
+from pallet.daemon.filters import label_matches, prune_filter
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images import reference
 from pallet.oci.image import Descriptor
@@ -106,18 +105,23 @@ def _auth(request: web.Request) -> Any:
     raw = request.headers.get("X-Registry-Auth")
     if not raw:
         return None
-    from pallet.registry.client.credentials import Credentials
-
     try:
         pad = "=" * (-len(raw) % 4)
         d = json.loads(base64.urlsafe_b64decode(raw + pad) or b"{}")
     except ValueError:
         return None
+    return _credentials(d) if isinstance(d, dict) and (
+        d.get("identitytoken") or d.get("username")) else None
+
+
+def _credentials(d: dict[str, Any]) -> Any:
+    """The credentials of an AuthConfig (X-Registry-Auth, `POST /auth`): an identity token
+    or a user name and password."""
+    from pallet.registry.client.credentials import Credentials
+
     if d.get("identitytoken"):
-        return Credentials("<token>", d["identitytoken"])
-    if d.get("username"):
-        return Credentials(d["username"], d.get("password", ""))
-    return None
+        return Credentials("<token>", str(d["identitytoken"]))
+    return Credentials(str(d.get("username") or ""), str(d.get("password") or ""))
 
 
 class StreamProgress:
@@ -261,7 +265,6 @@ async def prune(request: web.Request) -> web.Response:
 
 async def auth(request: web.Request) -> web.Response:
     """`docker login`: the daemon checks the credentials against the registry."""
-    from pallet.registry.client.credentials import Credentials
     from pallet.registry.client.errors import RequestError
 
     b = await body(request)
@@ -273,12 +276,8 @@ async def auth(request: web.Request) -> web.Response:
         raise InvalidArgument("serveraddress is required")
     if registry in ("index.docker.io", "registry-1.docker.io"):  # the CLI's default
         registry = "docker.io"
-    if b.get("identitytoken"):
-        creds = Credentials("<token>", str(b["identitytoken"]))
-    else:
-        creds = Credentials(str(b.get("username") or ""), str(b.get("password") or ""))
     try:
-        await daemon(request).login(registry, creds)
+        await daemon(request).login(registry, _credentials(b))
     except RequestError as e:
         if e.status in (401, 403):  # dockerd's status for refused credentials
             return reply({"message": f"login to {registry}: {e}"}, 401)

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from pallet.daemon.engine.common import body, daemon, filters, prune_filter, reply
+from pallet.daemon.engine.common import body, daemon, filters, reply
+from pallet.daemon.filters import prune_filter
 from pallet.daemon.images import parse_time
 from pallet.daemon.networks import Network
 from pallet.errors import FailedPrecondition, InvalidArgument

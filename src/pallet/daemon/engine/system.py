@@ -18,9 +18,9 @@ from pallet.daemon.engine.common import (
     reply,
     send_json,
     stream_json,
-    timestamp,
 )
 from pallet.daemon.events import matches
+from pallet.daemon.filters import timestamp
 from pallet.daemon.spec import blkio_weight_supported
 from pallet.daemon.version import API_VERSION, MIN_API_VERSION
 
